@@ -1,0 +1,10 @@
+"""The `shop` command: run, explore and demonstrate every migration stage."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Strangler Shop: a monolith migrated to microservices, stage by stage."""
