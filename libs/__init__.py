@@ -1,0 +1,1 @@
+"""Cross-cutting building blocks every Strangler Shop process shares. Domain-free by rule."""

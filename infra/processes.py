@@ -1,0 +1,48 @@
+"""The processes of the system, their ports, and the call edges whose timeouts are checked
+at start-up. New processes register here; `shop run NAME` and `shop up` read this table."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from infra.settings import Settings
+from libs.timeouts import Edge, check_budgets
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    factory: str  # "package.module:function", called with Settings, returns the ASGI app
+    port: Callable[[Settings], int]
+    owns: str
+
+    def build(self, settings: Settings) -> FastAPI:
+        module, _, function = self.factory.partition(":")
+        return getattr(importlib.import_module(module), function)(settings)
+
+
+PROCESSES: dict[str, ProcessSpec] = {
+    "monolith": ProcessSpec(
+        "monolith",
+        "monolith.entrypoints.app:create_app",
+        lambda s: s.monolith_port,
+        "legacy DB: members, products, orders, payments",
+    ),
+}
+
+
+def server_limits(settings: Settings) -> dict[str, float]:
+    return {"monolith": settings.monolith_server_limit}
+
+
+def call_edges(settings: Settings) -> list[Edge]:
+    return [Edge("gateway", "monolith", settings.gateway_timeouts)]
+
+
+def check_process_budgets(name: str, settings: Settings) -> None:
+    """Fail fast when any call this process makes could time out before its callee does."""
+    check_budgets([e for e in call_edges(settings) if e.caller == name], server_limits(settings))

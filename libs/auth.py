@@ -1,0 +1,54 @@
+"""Member credentials shared by the monolith and the extracted member service: the same
+password hashes and the same signed tokens, so a member logged in on one side is accepted by
+the other during the ramp."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+ISSUER = "strangler-shop"
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class TokenIssuer:
+    secret: str
+    ttl_seconds: int
+
+    def issue(self, member_id: int) -> str:
+        now = int(time.time())
+        claims = {"sub": str(member_id), "iss": ISSUER, "iat": now, "exp": now + self.ttl_seconds}
+        return jwt.encode(claims, self.secret, algorithm="HS256")
+
+    def member_id(self, token: str) -> int:
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=["HS256"],
+                issuer=ISSUER,
+                options={"require": ["sub", "exp", "iss"]},
+            )
+            return int(claims["sub"])
+        except (jwt.PyJWTError, ValueError) as exc:
+            raise InvalidToken(str(exc)) from exc

@@ -1,0 +1,68 @@
+"""Liveness and readiness. Not ready while starting or draining, so a router (the gateway, a
+load balancer) stops sending new work before the process goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter
+
+from libs.response.envelope import ApiError
+from libs.response.server import ok
+
+Check = Callable[[], Awaitable[None] | None]
+
+
+class Readiness:
+    def __init__(self) -> None:
+        self.state = "starting"
+        self.checks: dict[str, Check] = {}
+
+    def add_check(self, name: str, check: Check) -> None:
+        self.checks[name] = check
+
+    def mark_started(self) -> None:
+        self.state = "ready"
+
+    def mark_draining(self) -> None:
+        self.state = "draining"
+
+    async def run_checks(self) -> dict[str, str]:
+        results = {}
+        for name, check in self.checks.items():
+            try:
+                outcome = (
+                    await asyncio.to_thread(check)
+                    if not inspect.iscoroutinefunction(check)
+                    else await check()
+                )
+                if inspect.isawaitable(outcome):
+                    await outcome
+                results[name] = "ok"
+            except Exception as exc:
+                results[name] = f"failed: {exc.__class__.__name__}"
+        return results
+
+
+def health_router(readiness: Readiness) -> APIRouter:
+    router = APIRouter(prefix="/health", tags=["health"])
+
+    @router.get("/live")
+    async def live():
+        return ok({"status": "live"})
+
+    @router.get("/ready")
+    async def ready():
+        if readiness.state != "ready":
+            raise ApiError(
+                503, "NOT_READY", f"The process is {readiness.state}.", [{"state": readiness.state}]
+            )
+        checks = await readiness.run_checks()
+        failed = [{"check": k, "result": v} for k, v in checks.items() if v != "ok"]
+        if failed:
+            raise ApiError(503, "NOT_READY", "A readiness check failed.", failed)
+        return ok({"status": "ready", "checks": checks})
+
+    return router

@@ -1,0 +1,61 @@
+"""Graceful shutdown on SIGTERM: report not-ready first, stop accepting, let in-flight
+requests finish within a grace period, run the lifespan's cleanup, exit 0."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import uvicorn
+
+from libs.observability.health import Readiness
+
+
+class GracefulServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, readiness: Readiness, drain_delay: float) -> None:
+        super().__init__(config)
+        self.readiness = readiness
+        self.drain_delay = drain_delay
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.readiness.state == "draining":
+            # A second signal: the operator insists.
+            if sig == signal.SIGINT:
+                self.force_exit = True
+            return
+        self.readiness.mark_draining()
+        # The drain delay keeps accepting while reporting not-ready, so a router that polls
+        # /health/ready stops sending new work before the listener closes. The signal is not
+        # recorded for re-raising (uvicorn's default), so a graceful stop exits 0.
+        if self.drain_delay > 0:
+            timer = threading.Timer(self.drain_delay, self._stop)
+            timer.daemon = True
+            timer.start()
+        else:
+            self._stop()
+
+    def _stop(self) -> None:
+        self.should_exit = True
+
+
+def serve(
+    app,
+    *,
+    host: str,
+    port: int,
+    readiness: Readiness,
+    grace_seconds: float,
+    drain_delay: float = 0.0,
+    sockets=None,
+) -> None:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=grace_seconds,
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+    )
+    GracefulServer(config, readiness, drain_delay).run(sockets=sockets)
