@@ -33,3 +33,13 @@ def run(name: str, port: int | None, host: str | None) -> None:
         grace_seconds=settings.shutdown_grace_seconds,
         drain_delay=settings.drain_delay_seconds,
     )
+
+
+@main.command()
+@click.option("--workers", default=16, show_default=True, help="Concurrent customers.")
+@click.option("--rounds", default=10, show_default=True, help="Orders each customer tries.")
+def demo(workers: int, rounds: int) -> None:
+    """Start the system on a fresh embedded data dir, drive it, check invariants, report."""
+    from infra.demo.run import run_demo
+
+    raise SystemExit(run_demo(workers, rounds))

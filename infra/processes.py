@@ -4,7 +4,6 @@ at start-up. New processes register here; `shop run NAME` and `shop up` read thi
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI
@@ -17,8 +16,16 @@ from libs.timeouts import Edge, check_budgets
 class ProcessSpec:
     name: str
     factory: str  # "package.module:function", called with Settings, returns the ASGI app
-    port: Callable[[Settings], int]
+    port_setting: str  # the Settings field holding its port, e.g. "monolith_port"
     owns: str
+    stage: str  # the first stage it takes part in
+
+    def port(self, settings: Settings) -> int:
+        return getattr(settings, self.port_setting)
+
+    @property
+    def port_env(self) -> str:
+        return f"SHOP_{self.port_setting.upper()}"
 
     def build(self, settings: Settings) -> FastAPI:
         module, _, function = self.factory.partition(":")
@@ -29,8 +36,9 @@ PROCESSES: dict[str, ProcessSpec] = {
     "monolith": ProcessSpec(
         "monolith",
         "monolith.entrypoints.app:create_app",
-        lambda s: s.monolith_port,
+        "monolith_port",
         "legacy DB: members, products, orders, payments",
+        "0",
     ),
 }
 

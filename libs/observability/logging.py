@@ -43,6 +43,7 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 class AccessLog:

@@ -9,6 +9,7 @@ from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,7 +28,9 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 def ok(data: Any = None, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(
-        envelope(data, request_id=context.request_id.get()), status_code=status, headers=headers
+        envelope(jsonable_encoder(data), request_id=context.request_id.get()),
+        status_code=status,
+        headers=headers,
     )
 
 

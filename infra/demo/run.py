@@ -1,0 +1,148 @@
+"""Orchestrates the demo: fresh data dir, processes up, journey, load, invariants, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from dataclasses import dataclass, field
+
+from infra.demo import report
+from infra.demo.client import ShopClient, Tally
+from infra.demo.journey import Journey
+from infra.demo.load import LoadResult, run_load
+from infra.processes import PROCESSES
+from infra.settings import Settings
+from infra.supervisor import Supervisor, free_port
+from monolith import invariants
+from monolith.adapters.db import make_engine
+
+
+@dataclass
+class Drive:
+    journey: Journey
+    load: LoadResult
+    tally: Tally
+    initial_stock: dict[int, int]
+    load_seconds: float
+    checks: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+def run_demo(workers: int, rounds: int) -> int:
+    base = Settings()
+    data_dir = base.data_dir / "demo"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    settings = Settings(data_dir=data_dir)
+    ports = {name: free_port() for name in PROCESSES}
+    env = {
+        "SHOP_DATA_DIR": str(data_dir),
+        **{spec.port_env: str(ports[name]) for name, spec in PROCESSES.items()},
+    }
+    supervisor = Supervisor(env, data_dir / "logs")
+    entry = "gateway" if "gateway" in PROCESSES else "monolith"
+    print(
+        f"Strangler Shop demo: stage 0, the monolith\ndata dir: {data_dir}   logs: "
+        f"{data_dir / 'logs'}"
+    )
+    print(report.heading("Processes"))
+    started = time.monotonic()
+    try:
+        for name in PROCESSES:
+            supervisor.start(name, ports[name])
+        supervisor.wait_ready()
+        for name, child in supervisor.children.items():
+            print(f"  {name:<16} {child.url:<26} ready ({PROCESSES[name].owns})")
+        print(
+            f"  entry point: {supervisor.children[entry].url} ({entry}), "
+            f"up in {time.monotonic() - started:.1f}s"
+        )
+        drive = asyncio.run(_drive(supervisor.children[entry].url, workers, rounds))
+    finally:
+        exit_codes = supervisor.stop()
+    drive.checks += _database_checks(settings, drive)
+    drive.checks.append(
+        (
+            "graceful shutdown: every process exited 0 on SIGTERM",
+            [f"{name} exited with {code}" for name, code in exit_codes.items() if code != 0],
+        )
+    )
+    return _print(drive, workers, rounds)
+
+
+async def _drive(url: str, workers: int, rounds: int) -> Drive:
+    tally = Tally()
+    client = ShopClient(url, tally)
+    try:
+        listing = await client.call("GET", "/api/products", json=None)
+        products = listing.data["items"]
+        initial = {p["id"]: p["stock"] for p in products}
+        journey = Journey(client)
+        await journey.run()
+        started = time.perf_counter()
+        load = await run_load(client, products, workers, rounds)
+        seconds = time.perf_counter() - started
+    finally:
+        await client.aclose()
+    return Drive(journey, load, tally, initial, seconds)
+
+
+def _database_checks(settings: Settings, drive: Drive) -> list[tuple[str, list[str]]]:
+    engine = make_engine(settings.legacy_db_url)
+    retried = [(order, key) for order, key in drive.journey.retried_payments]
+    retried += [(order, key) for order, key, _, _ in drive.load.retries]
+    try:
+        with engine.connect() as conn:
+            charged_twice = [
+                f"order {order} has {n} payments"
+                for order, _ in retried
+                if (n := invariants.payments_for_order(conn, order)) != 1
+            ]
+            mismatched = [
+                f"order {o}: first payment {a}, retry answered {b}"
+                for o, _, a, b in drive.load.retries
+                if a != b
+            ]
+            return [
+                (
+                    "every response is an envelope with X-Request-Id and X-Served-By, no 5xx",
+                    drive.tally.violations,
+                ),
+                ("the customer journey answered as expected", drive.journey.violations),
+                ("the load saw only expected refusals", drive.load.violations),
+                (
+                    "stock is conserved (initial = left + held by orders)",
+                    invariants.stock_is_conserved(conn, drive.initial_stock),
+                ),
+                ("order totals match their lines", invariants.order_totals_match_lines(conn)),
+                (
+                    "payments match orders (paid once, refunded once)",
+                    invariants.payments_match_orders(conn),
+                ),
+                ("points balances match the ledger", invariants.points_match_ledger(conn)),
+                (
+                    f"a retried payment is charged once ({len(retried)} retries)",
+                    charged_twice + mismatched,
+                ),
+            ]
+    finally:
+        engine.dispose()
+
+
+def _print(drive: Drive, workers: int, rounds: int) -> int:
+    print(report.heading("Customer journey"))
+    print("\n".join(report.journey_lines(drive.journey.steps)))
+    print(report.heading(f"Concurrent load: {workers} customers x {rounds} rounds"))
+    print("\n".join(report.traffic_lines(drive.tally, drive.load_seconds)))
+    refusals = ", ".join(f"{k} {v}" for k, v in sorted(drive.load.refusals.items())) or "none"
+    print(
+        f"  orders placed {drive.load.orders_placed}   payments {drive.load.payments}   "
+        f"retried payments {len(drive.load.retries)}   refusals: {refusals}"
+    )
+    print(report.heading("Invariants"))
+    print("\n".join(report.invariant_lines(drive.checks)))
+    failed = sum(1 for _, problems in drive.checks if problems)
+    print(
+        f"\nRESULT: {'PASS' if not failed else 'FAIL'} "
+        f"({len(drive.checks) - failed}/{len(drive.checks)} invariants hold)"
+    )
+    return 0 if not failed else 1

@@ -1,0 +1,111 @@
+"""The legacy schema (SQLAlchemy Core). Alembic migrations under monolith/migrations create it;
+this module describes it for queries."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import sqlalchemy as sa
+
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class Timestamp(sa.types.TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite hands back naive ones)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+metadata = sa.MetaData()
+
+members = sa.Table(
+    "members",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(50), nullable=False),
+    sa.Column("phone", sa.String(20)),
+    sa.Column("points", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("updated_at", Timestamp(), nullable=False, index=True),
+    sa.CheckConstraint("points >= 0", name="members_points_not_negative"),
+)
+
+point_ledger = sa.Table(
+    "point_ledger",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("member_id", ID, sa.ForeignKey("members.id"), nullable=False, index=True),
+    sa.Column("delta", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("payment_id", ID),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)
+
+products = sa.Table(
+    "products",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("sku", sa.String(40), nullable=False, unique=True),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("price", sa.BigInteger, nullable=False),
+    sa.Column("stock", sa.Integer, nullable=False),
+    sa.Column("updated_at", Timestamp(), nullable=False),
+    sa.CheckConstraint("stock >= 0", name="products_stock_not_negative"),
+    sa.CheckConstraint("price > 0", name="products_price_positive"),
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("member_id", ID, sa.ForeignKey("members.id"), nullable=False, index=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("updated_at", Timestamp(), nullable=False, index=True),
+)
+
+order_lines = sa.Table(
+    "order_lines",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("order_id", ID, sa.ForeignKey("orders.id"), nullable=False, index=True),
+    sa.Column("product_id", ID, sa.ForeignKey("products.id"), nullable=False),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("unit_price", sa.BigInteger, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+)
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    # One payment per order, enforced by the database: a second capture cannot exist.
+    sa.Column("order_id", ID, sa.ForeignKey("orders.id"), nullable=False, unique=True),
+    sa.Column("member_id", ID, sa.ForeignKey("members.id"), nullable=False, index=True),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("method", sa.String(10), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("points_earned", sa.BigInteger, nullable=False),
+    sa.Column("points_spent", sa.BigInteger, nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("updated_at", Timestamp(), nullable=False, index=True),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("member_id", ID, primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("operation", sa.String(40), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)

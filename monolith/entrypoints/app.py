@@ -1,0 +1,55 @@
+"""Composition root of the monolith: engine, migrations, seed, token issuer, routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+
+from infra.settings import Settings
+from libs.auth import TokenIssuer
+from libs.response.server import error_response
+from libs.service import ServiceOptions, create_service_app
+from monolith.adapters.db import make_engine
+from monolith.adapters.migrate import upgrade
+from monolith.domain.errors import DomainError
+from monolith.entrypoints.routes import members, orders, payments, products
+from monolith.seed import seed_catalogue
+
+STATUS_OF_KIND = {"invalid": 422, "not_found": 404, "conflict": 409, "unauthorized": 401}
+
+
+def create_app(settings: Settings, *, seed: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.legacy_db_url)
+        upgrade(engine)
+        if seed:
+            seed_catalogue(engine)
+        app.state.engine = engine
+        app.state.readiness.add_check("legacy_db", lambda: _ping(engine))
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = create_service_app(
+        ServiceOptions("monolith", server_limit_seconds=settings.monolith_server_limit), lifespan
+    )
+    app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds)
+    app.add_exception_handler(DomainError, _domain_error)
+    for module in (members, products, orders, payments):
+        app.include_router(module.router)
+    return app
+
+
+def _ping(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
+async def _domain_error(_: Request, exc: Exception):
+    assert isinstance(exc, DomainError)
+    return error_response(STATUS_OF_KIND[exc.kind], exc.code, exc.message)

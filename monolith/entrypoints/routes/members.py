@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from libs.response import ApiError, ok
+from monolith.entrypoints.deps import CurrentMember, ReadUowDep, TokensDep, UowDep
+from monolith.entrypoints.schemas import LoginIn, MemberCreate, MemberUpdate
+from monolith.service_layer import commands
+from monolith.service_layer import members as handlers
+
+router = APIRouter(prefix="/api/members", tags=["members"])
+
+
+@router.post("")
+def signup(body: MemberCreate, uow: UowDep):
+    member = handlers.signup(commands.Signup(**body.model_dump()), uow)
+    return ok(member, status=201)
+
+
+@router.post("/login")
+def login(body: LoginIn, uow: ReadUowDep, tokens: TokensDep):
+    member_id = handlers.login(commands.Login(body.email, body.password), uow)
+    return ok(
+        {
+            "token": tokens.issue(member_id),
+            "token_type": "Bearer",
+            "expires_in": tokens.ttl_seconds,
+            "member_id": member_id,
+        }
+    )
+
+
+@router.get("/me")
+def me(member_id: CurrentMember, uow: ReadUowDep):
+    return ok(handlers.profile(member_id, uow))
+
+
+@router.patch("/me")
+def update_me(body: MemberUpdate, member_id: CurrentMember, uow: UowDep):
+    if not body.model_fields_set:
+        raise ApiError(422, "NOTHING_TO_UPDATE", "Send at least one of: name, phone.")
+    return ok(
+        handlers.update_profile(commands.UpdateProfile(member_id, body.name, body.phone), uow)
+    )
+
+
+@router.get("/me/points")
+def my_points(member_id: CurrentMember, uow: ReadUowDep):
+    return ok(handlers.points(member_id, uow))

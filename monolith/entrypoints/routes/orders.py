@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from libs.response import ok
+from monolith.domain.orders import LineRequest
+from monolith.entrypoints.deps import CurrentMember, ReadUowDep, UowDep
+from monolith.entrypoints.schemas import Limit, Offset, OrderCreate, OrderIdPath
+from monolith.service_layer import commands
+from monolith.service_layer import orders as handlers
+
+router = APIRouter(prefix="/api/orders", tags=["orders"])
+
+
+@router.post("")
+def place_order(body: OrderCreate, member_id: CurrentMember, uow: UowDep):
+    lines = [LineRequest(item.product_id, item.quantity) for item in body.items]
+    return ok(handlers.place_order(commands.PlaceOrder(member_id, lines), uow), status=201)
+
+
+@router.get("")
+def my_orders(member_id: CurrentMember, uow: ReadUowDep, limit: Limit = 20, offset: Offset = 0):
+    return ok(handlers.list_orders(member_id, uow, limit, offset))
+
+
+@router.get("/{order_id}")
+def get_order(order_id: OrderIdPath, member_id: CurrentMember, uow: ReadUowDep):
+    return ok(handlers.get_order(order_id, member_id, uow))
+
+
+@router.post("/{order_id}/cancel")
+def cancel_order(order_id: OrderIdPath, member_id: CurrentMember, uow: UowDep):
+    return ok(handlers.cancel_order(commands.CancelOrder(member_id, order_id), uow))

@@ -1,0 +1,95 @@
+"""Invariants of the legacy DB that must hold whatever traffic it took. The demo and the tests
+check them after load; each returns human-readable violations (empty when all is well)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+
+from monolith.adapters.tables import members, order_lines, orders, payments, point_ledger, products
+from monolith.domain.orders import HOLDS_STOCK, PAID, REFUNDED
+from monolith.domain.payments import CAPTURED
+from monolith.domain.payments import REFUNDED as PAYMENT_REFUNDED
+
+
+def check_all(conn: sa.Connection, initial_stock: Mapping[int, int]) -> list[str]:
+    return [
+        *stock_is_conserved(conn, initial_stock),
+        *order_totals_match_lines(conn),
+        *payments_match_orders(conn),
+        *points_match_ledger(conn),
+    ]
+
+
+def stock_is_conserved(conn: sa.Connection, initial_stock: Mapping[int, int]) -> list[str]:
+    """initial stock == stock left + quantity held by placed or paid orders, per product."""
+    held = (
+        sa.select(order_lines.c.product_id, sa.func.sum(order_lines.c.quantity).label("qty"))
+        .join(orders, orders.c.id == order_lines.c.order_id)
+        .where(orders.c.status.in_(HOLDS_STOCK))
+        .group_by(order_lines.c.product_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        sa.select(products.c.id, products.c.stock, sa.func.coalesce(held.c.qty, 0)).outerjoin(
+            held, held.c.product_id == products.c.id
+        )
+    ).all()
+    return [
+        f"product {pid}: started with {initial_stock[pid]}, has {stock}, orders hold {qty}"
+        for pid, stock, qty in rows
+        if pid in initial_stock and stock + qty != initial_stock[pid]
+    ]
+
+
+def order_totals_match_lines(conn: sa.Connection) -> list[str]:
+    line_sum = (
+        sa.select(sa.func.sum(order_lines.c.unit_price * order_lines.c.quantity))
+        .where(order_lines.c.order_id == orders.c.id)
+        .scalar_subquery()
+    )
+    rows = conn.execute(sa.select(orders.c.id, orders.c.total, line_sum)).all()
+    return [
+        f"order {oid}: total {total} != lines {lines}"
+        for oid, total, lines in rows
+        if total != lines
+    ]
+
+
+def payments_match_orders(conn: sa.Connection) -> list[str]:
+    """A paid order has one captured payment of its total; a refunded order one refunded
+    payment; no other order has a payment."""
+    expected = {PAID: CAPTURED, REFUNDED: PAYMENT_REFUNDED}
+    rows = conn.execute(
+        sa.select(
+            orders.c.id, orders.c.status, orders.c.total, payments.c.status, payments.c.amount
+        ).outerjoin(payments, payments.c.order_id == orders.c.id)
+    ).all()
+    problems = []
+    for oid, status, total, pay_status, amount in rows:
+        if expected.get(status) != pay_status:
+            problems.append(f"order {oid} is {status} but its payment is {pay_status}")
+        elif pay_status is not None and amount != total:
+            problems.append(f"order {oid}: paid {amount}, total {total}")
+    return problems
+
+
+def points_match_ledger(conn: sa.Connection) -> list[str]:
+    ledger = (
+        sa.select(sa.func.coalesce(sa.func.sum(point_ledger.c.delta), 0))
+        .where(point_ledger.c.member_id == members.c.id)
+        .scalar_subquery()
+    )
+    rows = conn.execute(sa.select(members.c.id, members.c.points, ledger)).all()
+    return [
+        f"member {mid}: balance {points} != ledger {total}"
+        for mid, points, total in rows
+        if points != total or points < 0
+    ]
+
+
+def payments_for_order(conn: sa.Connection, order_id: int) -> int:
+    return conn.scalar(
+        sa.select(sa.func.count()).select_from(payments).where(payments.c.order_id == order_id)
+    )
