@@ -153,7 +153,11 @@ class RouteTable:
 
 
 def parse_route_table(
-    data: Any, backends: Iterable[str], *, max_read_timeout: float | None = None
+    data: Any,
+    backends: Iterable[str],
+    *,
+    max_read_timeout: float | None = None,
+    default_shadow_percent: float = 100.0,
 ) -> RouteTable:
     """Validate a table proposed as JSON data; raise InvalidRouteTable naming every problem."""
     errors = _Errors()
@@ -161,14 +165,15 @@ def parse_route_table(
     if not isinstance(data, Mapping):
         errors.add("body", "must be a JSON object with a 'routes' list")
         errors.raise_if_any()
-    errors.unknown_keys("body", data, {"routes", "version"})
+    errors.unknown_keys("body", data, {"routes", "version", "reason"})
     raw_routes = data.get("routes")
     if not isinstance(raw_routes, list) or not raw_routes:
         errors.add("routes", "must be a non-empty list")
         errors.raise_if_any()
     routes = []
     for index, raw in enumerate(raw_routes):
-        route = _parse_route(raw, f"routes[{index}]", known, max_read_timeout, errors)
+        at = f"routes[{index}]"
+        route = _parse_route(raw, at, known, max_read_timeout, default_shadow_percent, errors)
         if route is not None:
             routes.append(route)
     _check_unique(routes, errors)
@@ -196,7 +201,12 @@ _ROUTE_KEYS = {"name", "prefix", "methods", "weights", "timeouts", "shadow"}
 
 
 def _parse_route(
-    raw: Any, at: str, known: frozenset[str], max_read: float | None, errors: _Errors
+    raw: Any,
+    at: str,
+    known: frozenset[str],
+    max_read: float | None,
+    shadow_percent: float,
+    errors: _Errors,
 ) -> Route | None:
     if not isinstance(raw, Mapping):
         errors.add(at, "must be an object")
@@ -213,7 +223,7 @@ def _parse_route(
     methods = _parse_methods(raw.get("methods"), f"{at}.methods", errors)
     weights = _parse_weights(raw.get("weights"), f"{at}.weights", known, errors)
     timeouts = _parse_timeouts(raw.get("timeouts"), f"{at}.timeouts", max_read, errors)
-    shadow = _parse_shadow(raw.get("shadow"), f"{at}.shadow", known, errors)
+    shadow = _parse_shadow(raw.get("shadow"), f"{at}.shadow", known, shadow_percent, errors)
     if len(errors.details) > before:
         return None
     return Route(name, prefix, weights, methods, timeouts, shadow)
@@ -267,14 +277,20 @@ def _parse_timeouts(
     return RouteTimeouts(float(raw["connect"]), float(raw["read"]))
 
 
-def _parse_shadow(raw: Any, at: str, known: frozenset[str], errors: _Errors) -> ShadowRule | None:
+def _parse_shadow(
+    raw: Any, at: str, known: frozenset[str], default_percent: float, errors: _Errors
+) -> ShadowRule | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
         errors.add(at, "must be null or an object")
         return None
     errors.unknown_keys(at, raw, {"backend", "percent", "ignore"})
-    backend, percent, ignore = raw.get("backend"), raw.get("percent", 100), raw.get("ignore", [])
+    backend, percent, ignore = (
+        raw.get("backend"),
+        raw.get("percent", default_percent),
+        raw.get("ignore", []),
+    )
     if backend not in known:
         errors.add(f"{at}.backend", f"unknown backend; known: {sorted(known)}")
     if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
