@@ -43,3 +43,8 @@ def demo(workers: int, rounds: int) -> None:
     from infra.demo.run import run_demo
 
     raise SystemExit(run_demo(workers, rounds))
+
+
+from gateway.cli import register as register_gateway_commands  # noqa: E402
+
+register_gateway_commands(main)
