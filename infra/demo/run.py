@@ -72,15 +72,17 @@ def run_demo(workers: int, rounds: int) -> int:
 async def _drive(url: str, workers: int, rounds: int) -> Drive:
     tally = Tally()
     client = ShopClient(url, tally)
+    journey, load, initial, seconds = Journey(client), LoadResult(), {}, 0.0
     try:
-        listing = await client.call("GET", "/api/products", json=None)
-        products = listing.data["items"]
+        listing = await client.call("GET", "/api/products", params={"limit": 100})
+        products = listing.data["items"] if listing.status == 200 else []
         initial = {p["id"]: p["stock"] for p in products}
-        journey = Journey(client)
         await journey.run()
         started = time.perf_counter()
         load = await run_load(client, products, workers, rounds)
         seconds = time.perf_counter() - started
+    except Exception as exc:  # a broken system must still produce a report, not a traceback
+        journey.violations.append(f"the drive stopped early: {exc!r}")
     finally:
         await client.aclose()
     return Drive(journey, load, tally, initial, seconds)
