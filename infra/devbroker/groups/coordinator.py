@@ -58,7 +58,7 @@ class GroupCoordinator:
             group = self.groups[group_id] = Group(
                 group_id, request["protocol_type"], self._initial_delay_ms
             )
-        if group.is_fenced(member_id, instance_id):
+        if member_id and group.is_fenced(member_id, instance_id):
             return _error(FENCED_INSTANCE_ID, member_id)
         if not group.supports(request["protocol_type"], protocols):
             return _error(INCONSISTENT_GROUP_PROTOCOL, member_id)
