@@ -19,6 +19,13 @@ async def consume(consumer: AIOKafkaConsumer, count: int, within: float = 10.0) 
     return received
 
 
+async def until(condition, within: float = 10.0) -> None:
+    """Wait for a condition that client callbacks and background tasks make true."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - state changes inside aiokafka's tasks
+            await asyncio.sleep(0.02)
+
+
 @dataclasses.dataclass
 class RebalanceLog(ConsumerRebalanceListener):
     """Records what an eager rebalance does to one member: revoke all, then assign."""
