@@ -28,10 +28,7 @@ class WireClient:
         correlation = await self.send(api_key, version, body)
         frame = await self.read_frame()
         assert struct.unpack_from(">i", frame)[0] == correlation
-        schema = load_response_schema(api_key, version)
-        _, offset = entity_reader(schema.__header_schema__)(frame, 0)
-        response, _ = entity_reader(schema)(frame, offset)
-        return to_plain(response)
+        return decode_response(api_key, version, frame)
 
     async def send(self, api_key: int, version: int, body: dict[str, Any]) -> int:
         schema = load_request_schema(api_key, version)
@@ -58,6 +55,13 @@ class WireClient:
 
     async def close(self) -> None:
         self.writer.close()
+
+
+def decode_response(api_key: int, version: int, frame: bytes) -> dict[str, Any]:
+    schema = load_response_schema(api_key, version)
+    _, offset = entity_reader(schema.__header_schema__)(frame, 0)
+    response, _ = entity_reader(schema)(frame, offset)
+    return to_plain(response)
 
 
 def record_batch(
