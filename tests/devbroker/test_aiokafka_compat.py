@@ -115,3 +115,32 @@ async def test_a_waiting_consumer_receives_a_new_message_without_polling_delay(
         await consumer.stop()
     assert message.value == b"now"
     assert waited < 1.0
+
+
+async def test_groups_can_be_listed_and_described_for_inspection(bootstrap, make_consumer):
+    consumer = make_consumer("inspected", group_id="read-model-views")
+    await consumer.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await consume_nothing_until_assigned(consumer)
+        listed = await admin.list_consumer_groups()
+        [described] = await admin.describe_consumer_groups(["read-model-views"])
+    finally:
+        await admin.close()
+        await consumer.stop()
+    assert ("read-model-views", "consumer") in listed
+    group = described.groups[0]
+    assert (group[1], group[2], group[3], group[4]) == (
+        "read-model-views",
+        "Stable",
+        "consumer",
+        "roundrobin",
+    )
+    assert len(group[5]) == 1
+
+
+async def consume_nothing_until_assigned(consumer) -> None:
+    async with asyncio.timeout(10):
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=50)
