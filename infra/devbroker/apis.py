@@ -99,7 +99,11 @@ async def dispatch(
         return error_response(api_key, version, correlation_id, UNKNOWN_SERVER_ERROR)
     if result is None:
         return None
-    return codec.encode_response(api_key, version, correlation_id, result)
+    try:
+        return codec.encode_response(api_key, version, correlation_id, result)
+    except Exception:
+        log.exception("%s v%d response could not be encoded", api.name, version)
+        return error_response(api_key, version, correlation_id, UNKNOWN_SERVER_ERROR)
 
 
 def error_response(api_key: int, version: int, correlation_id: int, code: int) -> bytes:
