@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
+
+from infra.devbroker import Broker
 
 from .wire import WireClient
 
@@ -120,3 +123,26 @@ async def test_a_member_that_does_not_rejoin_within_the_rebalance_timeout_is_dro
 async def test_a_session_timeout_outside_the_broker_bounds_is_refused(wire):
     refused = await (await wire()).request(JOIN, 5, join_body(session=10))
     assert refused["error_code"] == INVALID_SESSION_TIMEOUT
+
+
+@pytest.fixture
+def delayed_config(broker_config):
+    return dataclasses.replace(broker_config, group_initial_rebalance_delay_ms=400)
+
+
+async def test_the_initial_rebalance_delay_gathers_early_joiners_into_one_generation(
+    delayed_config,
+):
+    broker = Broker(delayed_config)
+    await broker.start()
+    try:
+        first, second = [await WireClient.connect(broker.port) for _ in range(2)]
+        joins = await asyncio.gather(
+            first.request(JOIN, 3, join_body()), second.request(JOIN, 3, join_body())
+        )
+        await first.close()
+        await second.close()
+    finally:
+        await broker.stop()
+    assert [j["generation_id"] for j in joins] == [1, 1]
+    assert sorted(len(j["members"]) for j in joins) == [0, 2]

@@ -72,6 +72,7 @@ class Group:
         self.pending_members: dict[str, float] = {}  # MEMBER_ID_REQUIRED ids -> expiry
         self.rebalance_deadline = 0.0
         self.initial_delay_ms = initial_delay_ms
+        self.delaying_initial_join = False
         self.rebalances = 0
 
     def is_fenced(self, member_id: str, instance_id: str | None) -> bool:
@@ -117,7 +118,8 @@ class Group:
             for member in self.members.values():
                 resolve(member.sync_waiter, {"error_code": REBALANCE_IN_PROGRESS})
                 member.sync_waiter = None
-        if self.state is GroupState.EMPTY and self.initial_delay_ms:
+        self.delaying_initial_join = self.state is GroupState.EMPTY and self.initial_delay_ms > 0
+        if self.delaying_initial_join:
             self.rebalance_deadline = now + self.initial_delay_ms / 1000
         else:
             timeout = max((m.rebalance_timeout_ms for m in self.members.values()), default=0)
@@ -130,7 +132,7 @@ class Group:
         if self.state is not GroupState.PREPARING_REBALANCE:
             return
         all_joined = all(m.join_waiter is not None for m in self.members.values())
-        delaying = self.generation == 0 and self.initial_delay_ms and now < self.rebalance_deadline
+        delaying = self.delaying_initial_join and now < self.rebalance_deadline
         if all_joined and not self.pending_members and not delaying:
             self.complete_join(now)
 
