@@ -60,7 +60,9 @@ async def create_topics(ctx: RequestContext, request: dict[str, Any]) -> dict[st
     return {"topics": results}
 
 
-def _create_one(ctx: RequestContext, topic: dict[str, Any], validate_only: bool) -> tuple:
+def _create_one(
+    ctx: RequestContext, topic: dict[str, Any], validate_only: bool
+) -> tuple[int, str | None]:
     store, config = ctx.broker.topics, ctx.broker.config
     configs = {c["name"]: c["value"] for c in topic["configs"]}
     if "compact" in (configs.get("cleanup.policy") or ""):
