@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from pydantic import ValidationError
 
+from infra.devbroker.cli import broker
 from infra.processes import PROCESSES, check_process_budgets
 from infra.settings import Settings
 from libs.observability import configure_logging, serve
@@ -68,3 +69,6 @@ def up() -> None:
     from infra.up import run_up
 
     raise SystemExit(run_up(load_settings()))
+
+
+main.add_command(broker)
