@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import click
+from pydantic import ValidationError
 
+from infra.devbroker.cli import broker
 from infra.processes import PROCESSES, check_process_budgets
 from infra.settings import Settings
 from libs.observability import configure_logging, serve
+from libs.timeouts import TimeoutBudgetError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Strangler Shop: a monolith migrated to microservices, stage by stage."""
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a readable error naming the bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            (f"SHOP_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "") + e["msg"]
+            for e in exc.errors()
+        )
+        raise click.ClickException(f"invalid configuration: {problems}") from exc
 
 
 @main.command()
@@ -20,9 +35,12 @@ def main() -> None:
 @click.option("--host", help="Listen on this address (default SHOP_HOST, 127.0.0.1).")
 def run(name: str, port: int | None, host: str | None) -> None:
     """Run one process in the foreground (SIGTERM or Ctrl-C stops it gracefully)."""
-    settings = Settings()
+    settings = load_settings()
     configure_logging(name, settings.log_level, settings.log_json)
-    check_process_budgets(name, settings)
+    try:
+        check_process_budgets(name, settings)
+    except TimeoutBudgetError as exc:
+        raise click.ClickException(str(exc)) from exc
     spec = PROCESSES[name]
     app = spec.build(settings)
     serve(
@@ -43,6 +61,17 @@ def demo(workers: int, rounds: int) -> None:
     from infra.demo.run import run_demo
 
     raise SystemExit(run_demo(workers, rounds))
+
+
+@main.command()
+def up() -> None:
+    """Start every process on its configured port; Ctrl-C stops them all gracefully."""
+    from infra.up import run_up
+
+    raise SystemExit(run_up(load_settings()))
+
+
+main.add_command(broker)
 
 
 from gateway.cli import register as register_gateway_commands  # noqa: E402

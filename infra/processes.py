@@ -59,5 +59,7 @@ def call_edges(settings: Settings) -> list[Edge]:
 
 
 def check_process_budgets(name: str, settings: Settings) -> None:
-    """Fail fast when any call this process makes could time out before its callee does."""
-    check_budgets([e for e in call_edges(settings) if e.caller == name], server_limits(settings))
+    """Fail fast when a call this process makes, or a call made to it, could time out on the
+    caller's side before the callee's own limit: either side's configuration can break it."""
+    edges = [e for e in call_edges(settings) if name in (e.caller, e.callee)]
+    check_budgets(edges, server_limits(settings))

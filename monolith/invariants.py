@@ -13,17 +13,18 @@ from monolith.domain.payments import CAPTURED
 from monolith.domain.payments import REFUNDED as PAYMENT_REFUNDED
 
 
-def check_all(conn: sa.Connection, initial_stock: Mapping[int, int]) -> list[str]:
+def check_all(conn: sa.Connection, stock_before: Mapping[int, int]) -> list[str]:
     return [
-        *stock_is_conserved(conn, initial_stock),
+        *stock_is_conserved(conn, stock_before),
         *order_totals_match_lines(conn),
         *payments_match_orders(conn),
         *points_match_ledger(conn),
     ]
 
 
-def stock_is_conserved(conn: sa.Connection, initial_stock: Mapping[int, int]) -> list[str]:
-    """initial stock == stock left + quantity held by placed or paid orders, per product."""
+def stock_totals(conn: sa.Connection) -> dict[int, int]:
+    """Per product: stock left + quantity held by placed or paid orders. Orders move units
+    between the two terms; nothing else may change the sum."""
     held = (
         sa.select(order_lines.c.product_id, sa.func.sum(order_lines.c.quantity).label("qty"))
         .join(orders, orders.c.id == order_lines.c.order_id)
@@ -32,14 +33,19 @@ def stock_is_conserved(conn: sa.Connection, initial_stock: Mapping[int, int]) ->
         .subquery()
     )
     rows = conn.execute(
-        sa.select(products.c.id, products.c.stock, sa.func.coalesce(held.c.qty, 0)).outerjoin(
+        sa.select(products.c.id, products.c.stock + sa.func.coalesce(held.c.qty, 0)).outerjoin(
             held, held.c.product_id == products.c.id
         )
     ).all()
+    return dict(rows)
+
+
+def stock_is_conserved(conn: sa.Connection, totals_before: Mapping[int, int]) -> list[str]:
+    now = stock_totals(conn)
     return [
-        f"product {pid}: started with {initial_stock[pid]}, has {stock}, orders hold {qty}"
-        for pid, stock, qty in rows
-        if pid in initial_stock and stock + qty != initial_stock[pid]
+        f"product {pid}: stock + held was {before}, is {now.get(pid)}"
+        for pid, before in totals_before.items()
+        if now.get(pid) != before
     ]
 
 

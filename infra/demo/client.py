@@ -65,12 +65,15 @@ class ShopClient:
         json: Any = None,
         content: bytes | None = None,
         headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
     ) -> Reply:
         sent = dict(headers or {})
         if token:
             sent["Authorization"] = f"Bearer {token}"
         started = time.perf_counter()
-        response = await self.http.request(method, path, json=json, content=content, headers=sent)
+        response = await self.http.request(
+            method, path, json=json, content=content, headers=sent, params=params
+        )
         try:
             body = response.json()
         except ValueError:

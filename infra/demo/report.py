@@ -33,14 +33,15 @@ def traffic_lines(tally: Tally, seconds: float) -> list[str]:
     for status, count in tally.by_status.items():
         classes[f"{status // 100}xx"] = classes.get(f"{status // 100}xx", 0) + count
     split = ", ".join(
-        f"{name} {count * 100 / tally.requests:.0f}%" for name, count in tally.served_by.items()
+        f"{name} {count * 100 / max(tally.requests, 1):.0f}%"
+        for name, count in tally.served_by.items()
     )
     ms = [s * 1000 for s in tally.latencies]
     return [
         f"  requests {tally.requests}   2xx {classes['2xx']}   4xx {classes['4xx']}"
         f"   5xx {classes['5xx']}",
         f"  latency p50 {percentile(ms, 50):.1f} ms   p99 {percentile(ms, 99):.1f} ms"
-        f"   throughput {tally.requests / seconds:.0f} req/s",
+        f"   throughput {tally.requests / max(seconds, 1e-9):.0f} req/s",
         f"  served by: {split}",
     ]
 

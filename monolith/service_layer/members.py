@@ -36,7 +36,7 @@ def signup(cmd: commands.Signup, uow: UnitOfWork) -> dict[str, Any]:
         member_id = uow.conn.execute(
             members.insert().values(
                 email=email,
-                password_hash=hash_password(cmd.password),
+                password_hash=password_hash,
                 name=cmd.name,
                 phone=cmd.phone,
                 points=0,

@@ -37,7 +37,7 @@ def me(member_id: CurrentMember, uow: ReadUowDep):
 
 @router.patch("/me")
 def update_me(body: MemberUpdate, member_id: CurrentMember, uow: UowDep):
-    if not body.model_fields_set:
+    if body.name is None and body.phone is None:
         raise ApiError(422, "NOTHING_TO_UPDATE", "Send at least one of: name, phone.")
     return ok(
         handlers.update_profile(commands.UpdateProfile(member_id, body.name, body.phone), uow)

@@ -1,0 +1,40 @@
+"""`shop up`: every process on its configured port, until Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from infra.processes import PROCESSES
+from infra.settings import Settings
+from infra.supervisor import Supervisor
+
+
+def run_up(settings: Settings) -> int:
+    supervisor = Supervisor({}, settings.data_dir / "logs")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        for name, spec in PROCESSES.items():
+            supervisor.start(name, spec.port(settings))
+        supervisor.wait_ready()
+    except RuntimeError as exc:
+        print(exc)
+        supervisor.stop()
+        return 1
+    print(f"{'process':<16} {'url':<26} owns")
+    for name, child in supervisor.children.items():
+        print(f"{name:<16} {child.url:<26} {PROCESSES[name].owns}")
+    print(
+        f"\nmetrics at <url>/metrics, health at <url>/health/ready; "
+        f"logs in {settings.data_dir / 'logs'}\nCtrl-C stops everything gracefully."
+    )
+    while not stop.wait(0.5):
+        exited = [c.name for c in supervisor.children.values() if c.process.poll() is not None]
+        if exited:
+            print(f"{', '.join(exited)} exited; stopping the rest")
+            break
+    codes = supervisor.stop()
+    print("stopped: " + ", ".join(f"{name} exit {code}" for name, code in codes.items()))
+    return 0 if all(code == 0 for code in codes.values()) else 1

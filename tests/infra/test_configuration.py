@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from infra.settings import DEV_JWT_SECRET, Settings
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+def test_every_setting_is_documented_in_one_place():
+    documented = DOC.read_text()
+    missing = [
+        f"SHOP_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`SHOP_{name.upper()}`" not in documented
+    ]
+    assert missing == []
+
+
+def test_production_refuses_the_development_secret():
+    with pytest.raises(ValidationError, match="SHOP_JWT_SECRET"):
+        Settings(env="production", jwt_secret=DEV_JWT_SECRET)
+    Settings(env="production", jwt_secret="a-real-secret-of-at-least-32-characters!")
+
+
+def test_a_short_secret_is_refused_everywhere():
+    with pytest.raises(ValidationError):
+        Settings(jwt_secret="short")
+
+
+def test_the_default_legacy_db_is_a_sqlite_file_under_the_data_dir(tmp_path):
+    assert Settings(data_dir=tmp_path).legacy_db_url == f"sqlite:///{tmp_path / 'legacy.db'}"

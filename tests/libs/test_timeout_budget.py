@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from infra.processes import check_process_budgets
+from infra.settings import Settings
+from libs.timeouts import CallTimeouts, Edge, TimeoutBudgetError, check_budgets
+
+
+def test_a_read_timeout_longer_than_the_callees_limit_passes():
+    check_budgets([Edge("gateway", "monolith", CallTimeouts(1, 6))], {"monolith": 5})
+
+
+def test_a_read_timeout_not_longer_than_the_callees_limit_fails_naming_the_edge():
+    with pytest.raises(TimeoutBudgetError, match=r"gateway -> monolith: read timeout 5s"):
+        check_budgets([Edge("gateway", "monolith", CallTimeouts(1, 5))], {"monolith": 5})
+
+
+def test_a_callee_without_a_declared_limit_fails():
+    with pytest.raises(TimeoutBudgetError, match="has no server limit"):
+        check_budgets([Edge("gateway", "ghost", CallTimeouts(1, 5))], {})
+
+
+def test_timeouts_must_be_positive():
+    with pytest.raises(ValueError):
+        CallTimeouts(0, 5)
+
+
+def test_the_start_up_check_catches_a_misconfiguration_from_either_side():
+    settings = Settings(monolith_server_limit=8, gateway_read_timeout=6)
+    for process in ("gateway", "monolith"):
+        with pytest.raises(TimeoutBudgetError, match="gateway -> monolith"):
+            check_process_budgets(process, settings)

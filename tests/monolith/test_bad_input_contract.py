@@ -1,0 +1,261 @@
+"""Bad input anywhere gets a clear 4xx envelope and changes nothing. Every route of the
+monolith must appear in this table, so a new route cannot ship without its bad-input cases."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.routing import APIRoute
+
+from libs.response import is_valid_envelope
+from monolith.entrypoints.app import create_app
+from tests.monolith.conftest import Shop
+
+BAD_JSON = {"content": b'{"items": [', "headers": {"Content-Type": "application/json"}}
+MEMBER = {"email": "x@example.com", "password": "password-123", "name": "X"}
+
+
+def line(product_id=1, quantity=1):
+    return {"items": [{"product_id": product_id, "quantity": quantity}]}
+
+
+# (route template, method, path, request kwargs, status, error code)
+CASES = [
+    ("/api/members", "POST", "/api/members", BAD_JSON, 400, "INVALID_JSON"),
+    ("/api/members", "POST", "/api/members", {"json": {}}, 422, "VALIDATION_FAILED"),
+    (
+        "/api/members",
+        "POST",
+        "/api/members",
+        {"json": {**MEMBER, "email": "not-an-email"}},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    (
+        "/api/members",
+        "POST",
+        "/api/members",
+        {"json": {**MEMBER, "password": "short"}},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    (
+        "/api/members",
+        "POST",
+        "/api/members",
+        {"json": {**MEMBER, "password": 12345678}},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    (
+        "/api/members",
+        "POST",
+        "/api/members",
+        {"json": {**MEMBER, "name": "n" * 51}},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    (
+        "/api/members",
+        "POST",
+        "/api/members",
+        {"json": {**MEMBER, "is_admin": True}},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    ("/api/members", "POST", "/api/members", {"json": [MEMBER]}, 422, "VALIDATION_FAILED"),
+    ("/api/members/login", "POST", "/api/members/login", BAD_JSON, 400, "INVALID_JSON"),
+    (
+        "/api/members/login",
+        "POST",
+        "/api/members/login",
+        {"json": {"email": "x@example.com"}},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    ("/api/members/me", "GET", "/api/members/me", {"auth": False}, 401, "UNAUTHENTICATED"),
+    ("/api/members/me", "PATCH", "/api/members/me", {"json": {}}, 422, "NOTHING_TO_UPDATE"),
+    (
+        "/api/members/me",
+        "PATCH",
+        "/api/members/me",
+        {"json": {"name": None}},
+        422,
+        "NOTHING_TO_UPDATE",
+    ),
+    (
+        "/api/members/me",
+        "PATCH",
+        "/api/members/me",
+        {"json": {"phone": "call me"}},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    (
+        "/api/members/me",
+        "PATCH",
+        "/api/members/me",
+        {"json": {"name": "   "}},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    ("/api/members/me", "DELETE", "/api/members/me", {}, 405, "METHOD_NOT_ALLOWED"),
+    (
+        "/api/members/me/points",
+        "GET",
+        "/api/members/me/points",
+        {"auth": False},
+        401,
+        "UNAUTHENTICATED",
+    ),
+    ("/api/products", "GET", "/api/products?limit=0", {}, 422, "VALIDATION_FAILED"),
+    ("/api/products", "GET", "/api/products?limit=abc", {}, 422, "VALIDATION_FAILED"),
+    ("/api/products", "GET", "/api/products?offset=-1", {}, 422, "VALIDATION_FAILED"),
+    ("/api/products", "POST", "/api/products", {"json": {}}, 405, "METHOD_NOT_ALLOWED"),
+    ("/api/products/{product_id}", "GET", "/api/products/0", {}, 422, "VALIDATION_FAILED"),
+    ("/api/products/{product_id}", "GET", "/api/products/abc", {}, 422, "VALIDATION_FAILED"),
+    ("/api/products/{product_id}", "GET", f"/api/products/{10**30}", {}, 422, "VALIDATION_FAILED"),
+    ("/api/products/{product_id}", "GET", "/api/products/999999", {}, 404, "PRODUCT_NOT_FOUND"),
+    ("/api/orders", "POST", "/api/orders", BAD_JSON, 400, "INVALID_JSON"),
+    ("/api/orders", "POST", "/api/orders", {"json": {"items": []}}, 422, "VALIDATION_FAILED"),
+    ("/api/orders", "POST", "/api/orders", {"json": line(quantity=0)}, 422, "VALIDATION_FAILED"),
+    ("/api/orders", "POST", "/api/orders", {"json": line(quantity=-3)}, 422, "VALIDATION_FAILED"),
+    (
+        "/api/orders",
+        "POST",
+        "/api/orders",
+        {"json": line(quantity=10**12)},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    ("/api/orders", "POST", "/api/orders", {"json": line(quantity="2")}, 422, "VALIDATION_FAILED"),
+    ("/api/orders", "POST", "/api/orders", {"json": line(quantity=1.5)}, 422, "VALIDATION_FAILED"),
+    (
+        "/api/orders",
+        "POST",
+        "/api/orders",
+        {"json": line(product_id=10**20)},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    (
+        "/api/orders",
+        "POST",
+        "/api/orders",
+        {"json": line(product_id=424242)},
+        404,
+        "PRODUCT_NOT_FOUND",
+    ),
+    (
+        "/api/orders",
+        "POST",
+        "/api/orders",
+        {"json": {"items": [{"product_id": 1, "quantity": 1}] * 2}},
+        422,
+        "DUPLICATE_PRODUCT",
+    ),
+    (
+        "/api/orders",
+        "POST",
+        "/api/orders",
+        {"json": {"items": [{"product_id": n, "quantity": 1} for n in range(1, 23)]}},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    ("/api/orders", "POST", "/api/orders", {"json": line(), "auth": False}, 401, "UNAUTHENTICATED"),
+    ("/api/orders", "GET", "/api/orders?limit=1000", {}, 422, "VALIDATION_FAILED"),
+    ("/api/orders", "PUT", "/api/orders", {"json": line()}, 405, "METHOD_NOT_ALLOWED"),
+    ("/api/orders/{order_id}", "GET", "/api/orders/987654", {}, 404, "ORDER_NOT_FOUND"),
+    ("/api/orders/{order_id}", "GET", "/api/orders/-1", {}, 422, "VALIDATION_FAILED"),
+    (
+        "/api/orders/{order_id}/cancel",
+        "POST",
+        "/api/orders/987654/cancel",
+        {},
+        404,
+        "ORDER_NOT_FOUND",
+    ),
+    ("/api/payments", "POST", "/api/payments", BAD_JSON, 400, "INVALID_JSON"),
+    (
+        "/api/payments",
+        "POST",
+        "/api/payments",
+        {"json": {"order_id": 1, "method": "cash"}},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    (
+        "/api/payments",
+        "POST",
+        "/api/payments",
+        {"json": {"order_id": "1"}},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    (
+        "/api/payments",
+        "POST",
+        "/api/payments",
+        {"json": {"order_id": 987654}},
+        404,
+        "ORDER_NOT_FOUND",
+    ),
+    (
+        "/api/payments",
+        "POST",
+        "/api/payments",
+        {"json": {"order_id": 1}, "headers": {"Idempotency-Key": "k" * 101}},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    ("/api/payments/{payment_id}", "GET", "/api/payments/987654", {}, 404, "PAYMENT_NOT_FOUND"),
+    (
+        "/api/payments/{payment_id}/refund",
+        "POST",
+        "/api/payments/987654/refund",
+        {},
+        404,
+        "PAYMENT_NOT_FOUND",
+    ),
+    (
+        "/api/payments/{payment_id}/refund",
+        "POST",
+        "/api/payments/x/refund",
+        {},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    (None, "GET", "/api/nowhere", {}, 404, "NOT_FOUND"),
+]
+
+
+def test_every_route_answers_bad_input_with_a_4xx_envelope_and_changes_nothing(shop: Shop):
+    token = shop.member()
+    shop.order(token, (shop.product("TEE-001")["id"], 1))  # something to not change
+    before = shop.snapshot()
+    failures = []
+    for _, method, path, kwargs, status, code in CASES:
+        kwargs = dict(kwargs)
+        headers = {**kwargs.pop("headers", {})}
+        if kwargs.pop("auth", True):
+            headers |= shop.auth(token)
+        reply = shop.http.request(method, path, headers=headers, **kwargs)
+        body = reply.json() if reply.headers.get("content-type") == "application/json" else None
+        got = (reply.status_code, (body or {}).get("error", {}) and body["error"]["code"])
+        if got != (status, code) or not is_valid_envelope(body):
+            failures.append(
+                f"{method} {path}: expected {status} {code}, got {got} {json.dumps(body)[:200]}"
+            )
+        elif not (reply.headers.get("X-Request-Id") and reply.headers["X-Served-By"] == "monolith"):
+            failures.append(f"{method} {path}: missing X-Request-Id or X-Served-By")
+    assert failures == []
+    assert shop.snapshot() == before
+
+
+def test_the_bad_input_table_covers_every_route_of_the_monolith(tmp_path):
+    from infra.settings import Settings
+
+    app = create_app(Settings(data_dir=tmp_path))
+    routes = {r.path for r in app.routes if isinstance(r, APIRoute) and r.path.startswith("/api")}
+    covered = {case[0] for case in CASES}
+    assert routes - covered == set()
