@@ -3,6 +3,8 @@ see the new service beside the old one. Names follow shop_<process>_<thing>_<uni
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from libs.observability.metrics import LATENCY_BUCKETS
@@ -69,6 +71,20 @@ class GatewayMetrics:
             registry=registry,
         )
         self._weights_seen: set[tuple[str, str]] = set()
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, route: str, backend: str, status: int, seconds: float) -> None:
+        """Count one proxied request. Label children are cached: looking them up by label
+        values on every request costs more than the counting itself."""
+        key = (route, backend, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(route, backend, str(status)),
+                self.latency.labels(route, backend),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def show_weights(self, table: RouteTable) -> None:
         current = set()

@@ -10,8 +10,8 @@ adds X-Routed-To and X-Request-Id, passes the deadline on, and answers its own f
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -49,7 +49,7 @@ async def proxy(gateway: Gateway, route: Route, scope: Scope, receive: Receive, 
     wanted = {k: v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
     rid = wanted.get(b"x-request-id", "")
     if not _SAFE_REQUEST_ID.match(rid):
-        rid = uuid.uuid4().hex
+        rid = os.urandom(16).hex()
     token = context.request_id.set(rid)
     try:
         key, new_sid = sticky_key(

@@ -38,8 +38,7 @@ class Gateway:
         """One proxied request, into the Prometheus metrics and the ramp's rolling windows."""
         error = outcome.status >= 500 or outcome.failure is not None
         self.stats.record(route, backend, outcome.seconds, error)
-        self.metrics.requests.labels(route, backend, str(outcome.status)).inc()
-        self.metrics.latency.labels(route, backend).observe(outcome.seconds)
+        self.metrics.observe(route, backend, outcome.status, outcome.seconds)
         if error:
             kind = outcome.failure or "status_5xx"
             self.metrics.errors.labels(route, backend, kind).inc()
