@@ -10,10 +10,11 @@ import time
 import aiohttp
 import pytest
 
+from gateway.app import create_app
 from gateway.ramp import RampPlan, judge, parse_plan
 from gateway.stats import Counts
 from libs.routing import InvalidRouteTable, Route
-from tests.gateway.conftest import RunningGateway
+from tests.gateway.conftest import RunningGateway, gateway_settings, serving
 
 PLAN = RampPlan("members", "member-service", "monolith", (10, 50, 100), 1.0, 50, 0.01, 1.5, 25, 3)
 FAST_RAMP = {
@@ -163,3 +164,18 @@ async def test_a_second_ramp_on_the_same_route_is_refused_while_one_runs(gateway
         async with admin.post("/admin/ramps/members/abort") as aborted:
             body = (await aborted.json())["data"]
     assert body["state"] == "aborted" and body["percent"] == 0
+
+
+def test_a_running_ramp_resumes_its_step_after_a_gateway_restart(tmp_path, backends):
+    settings = gateway_settings(tmp_path, backends)
+    plan = {**FAST_RAMP, "steps": [30, 100], "interval_seconds": 30}
+    with serving(create_app(settings)) as url:
+        gateway = RunningGateway(url, settings)
+        with gateway.admin() as admin:
+            assert admin.post("/admin/ramps", json=plan).status_code == 202
+    with serving(create_app(settings)) as url, RunningGateway(url, settings).admin() as admin:
+        ramp = admin.get("/admin/ramps/members").json()["data"]
+        weights = admin.get("/admin/routes").json()["data"]["routes"][0]["weights"]
+    assert ramp["state"] == "running" and ramp["percent"] == 30
+    assert ramp["history"][-1]["reason"] == "resumed after a gateway restart"
+    assert weights == {"monolith": 70, "member-service": 30}
