@@ -15,6 +15,9 @@ from gateway.stats import Counts
 from libs.routing import InvalidRouteTable, Route
 
 Outcome = Literal["pass", "breach", "inconclusive"]
+# A p99 of fewer than 100 requests is their maximum: one cold connection to the newly weighted
+# backend would decide it. Errors are judged from min_requests on; latency from this many.
+P99_MIN_REQUESTS = 100
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,12 @@ def judge(plan: RampPlan, candidate: Counts, reference: Counts | None) -> Verdic
             "breach",
             f"{plan.candidate} failed {cand_rate:.1%} of {candidate.requests} requests against "
             f"{base_rate:.1%} on {plan.baseline} (allowed: +{plan.max_error_delta:.1%})",
+        )
+    if min(candidate.requests, reference.requests) < P99_MIN_REQUESTS:
+        return Verdict(
+            "inconclusive",
+            f"errors within bounds; p99 needs {P99_MIN_REQUESTS} requests on each side "
+            f"({plan.candidate} {candidate.requests}, {plan.baseline} {reference.requests})",
         )
     cand_p99 = (candidate.quantile(0.99) or 0.0) * 1000
     base_p99 = (reference.quantile(0.99) or 0.0) * 1000

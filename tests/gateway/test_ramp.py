@@ -43,6 +43,11 @@ def test_a_candidate_failing_a_few_percent_more_than_the_baseline_is_a_breach():
     assert verdict.outcome == "breach" and "4.0%" in verdict.reason
 
 
+def test_a_p99_of_fewer_than_a_hundred_requests_is_not_judged():
+    verdict = judge(PLAN, counts(60, seconds=0.2), counts(2000))
+    assert verdict.outcome == "inconclusive" and "p99 needs 100" in verdict.reason
+
+
 def test_a_candidate_much_slower_at_p99_is_a_breach():
     assert judge(PLAN, counts(200, seconds=0.2), counts(2000)).outcome == "breach"
 
