@@ -34,6 +34,12 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.retries = Counter(
+            "shop_gateway_retries_total",
+            "Idempotent requests sent again after a connection to the backend failed.",
+            ["route", "backend"],
+            registry=registry,
+        )
         self.weight = Gauge(
             "shop_gateway_route_weight",
             "Current weight of a backend on a route.",

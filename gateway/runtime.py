@@ -39,6 +39,8 @@ class Gateway:
         error = outcome.status >= 500 or outcome.failure is not None
         self.stats.record(route, backend, outcome.seconds, error)
         self.metrics.observe(route, backend, outcome.status, outcome.seconds)
+        if outcome.attempts > 1:
+            self.metrics.retries.labels(route, backend).inc(outcome.attempts - 1)
         if error:
             kind = outcome.failure or "status_5xx"
             self.metrics.errors.labels(route, backend, kind).inc()

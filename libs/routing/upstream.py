@@ -40,11 +40,11 @@ _DROP_DOWNSTREAM = frozenset(
     {b"connection", b"keep-alive", b"transfer-encoding", b"trailer", b"upgrade"}
     | {b"date", b"server", b"x-request-id"}
 )
-_CONNECTION_FAILURES = (
-    aiohttp.ClientConnectorError,
-    aiohttp.ServerDisconnectedError,
-    aiohttp.ClientOSError,
-)
+# A refused or unreachable connection never reached the backend. (A persistent connection the
+# backend closed under an idempotent request is already retried once inside aiohttp, as RFC
+# 9112 section 9.3.1 allows; counting that here too would send it a third time.)
+_CONNECTION_FAILURES = (aiohttp.ClientConnectorError,)
+_DROPPED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 # Small answers are read whole and sent in one message; larger ones are streamed.
 _WHOLE_BODY_LIMIT = 256 * 1024
 
@@ -130,11 +130,11 @@ class Upstreams:
                 # Checked first: aiohttp's read timeout is both a TimeoutError and a ClientError.
                 failed = _Failure(504, "UPSTREAM_TIMEOUT", "timeout", exc, attempt)
             except _CONNECTION_FAILURES as exc:
-                # A failed connection never reached the backend's handler: safe to try again
-                # for an idempotent request whose body has not been sent yet.
                 if attempt < attempts and not (body and body.consumed):
                     continue
                 failed = _Failure(502, "BAD_GATEWAY", "connect", exc, attempt)
+            except _DROPPED as exc:
+                failed = _Failure(502, "BAD_GATEWAY", "dropped", exc, attempt)
             except aiohttp.ClientError as exc:
                 failed = _Failure(502, "BAD_GATEWAY", "protocol", exc, attempt)
             await failed.answer(backend, scope, send, error_headers)

@@ -4,7 +4,7 @@ service, and the gateway runs under uvicorn in front of them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,9 +118,6 @@ class RunningGateway:
 
     def member_token(self, member_id: int) -> str:
         return TokenIssuer(self.settings.jwt_secret, 3600).issue(member_id)
-
-
-GatewayFactory = Callable[..., Any]
 
 
 @pytest.fixture
