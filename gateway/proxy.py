@@ -56,18 +56,14 @@ async def proxy(gateway: Gateway, route: Route, scope: Scope, receive: Receive, 
             wanted.get(b"authorization"), wanted.get(b"cookie"), gateway.members
         )
         backend = route.choose(key)
-        extra = [(b"x-routed-to", backend.encode()), (b"x-request-id", rid.encode())]
-        own = {"X-Served-By": "gateway", "X-Request-Id": rid, "X-Routed-To": backend}
-        if new_sid:
-            extra.append((b"set-cookie", session_cookie(new_sid).encode()))
-            own["Set-Cookie"] = session_cookie(new_sid)
+        extra, own = _answer_headers(backend, rid, new_sid)
         mirror = gateway.shadow.wants(route, scope["method"], backend)
-        budget = _budget(gateway.server_limit, wanted.get(b"x-shop-deadline-ms"))
         timeouts = (
             CallTimeouts(route.timeouts.connect, route.timeouts.read)
             if route.timeouts
             else gateway.timeouts
         )
+        budget = _budget(gateway.server_limit, wanted.get(b"x-shop-deadline-ms"))
         try:
             outcome = await gateway.upstreams.forward(
                 backend,
@@ -86,28 +82,52 @@ async def proxy(gateway: Gateway, route: Route, scope: Scope, receive: Receive, 
             gateway.record(route.name, backend, Outcome(broken.status, 0.0, "broken"))
             raise
         gateway.record(route.name, backend, outcome)
-        if outcome.failure:
-            log.warning(
-                "backend %s failed on %s %s: %s",
-                backend,
-                scope["method"],
-                scope["path"],
-                outcome.failure,
-            )
-        if mirror and outcome.body is not None:
-            gateway.shadow.submit(
-                Mirror(
-                    route=route,
-                    path=_target(scope),
-                    headers=_mirrored_headers(scope),
-                    primary_backend=backend,
-                    primary_status=outcome.status,
-                    primary_body=outcome.body,
-                    request_id=rid,
-                )
-            )
+        _after(gateway, route, backend, scope, outcome, mirror, rid)
     finally:
         context.request_id.reset(token)
+
+
+def _answer_headers(
+    backend: str, rid: str, new_sid: str | None
+) -> tuple[list[tuple[bytes, bytes]], dict[str, str]]:
+    """Headers added to the backend's answer, and the ones on the gateway's own errors."""
+    extra = [(b"x-routed-to", backend.encode()), (b"x-request-id", rid.encode())]
+    own = {"X-Served-By": "gateway", "X-Request-Id": rid, "X-Routed-To": backend}
+    if new_sid:
+        extra.append((b"set-cookie", session_cookie(new_sid).encode()))
+        own["Set-Cookie"] = session_cookie(new_sid)
+    return extra, own
+
+
+def _after(
+    gateway: Gateway,
+    route: Route,
+    backend: str,
+    scope: Scope,
+    outcome: Outcome,
+    mirror: bool,
+    rid: str,
+) -> None:
+    if outcome.failure:
+        log.warning(
+            "backend %s failed on %s %s: %s",
+            backend,
+            scope["method"],
+            scope["path"],
+            outcome.failure,
+        )
+    if mirror and outcome.body is not None:
+        gateway.shadow.submit(
+            Mirror(
+                route=route,
+                path=_target(scope),
+                headers=_mirrored_headers(scope),
+                primary_backend=backend,
+                primary_status=outcome.status,
+                primary_body=outcome.body,
+                request_id=rid,
+            )
+        )
 
 
 def _budget(limit: float, header: str | None) -> float:

@@ -135,7 +135,7 @@ def test_changes_survive_a_restart_and_members_keep_their_backend(tmp_path, back
         gateway.set_weights("members", {"monolith": 7, "member-service": 3})
         gateway.set_weights("members", {"monolith": 5, "member-service": 5})
         tokens = [gateway.member_token(m) for m in range(1, 101)]
-        placed = [route_of(url, t) for t in tokens]
+        placed = routes_of_members(url, tokens)
     saved = json.loads((tmp_path / "gateway-state.json").read_text())
     assert saved["table"]["routes"][0]["weights"] == {"monolith": 5, "member-service": 5}
     with serving(create_app(settings)) as url:
@@ -145,9 +145,14 @@ def test_changes_survive_a_restart_and_members_keep_their_backend(tmp_path, back
             changes = admin.get("/admin/changes").json()["data"]["changes"]
         assert members["weights"] == {"monolith": 5, "member-service": 5}
         assert len(changes) == 2
-        assert [route_of(url, t) for t in tokens] == placed
+        assert routes_of_members(url, tokens) == placed
 
 
-def route_of(url: str, token: str) -> str:
-    answer = httpx.get(f"{url}/api/members/me", headers={"Authorization": f"Bearer {token}"})
-    return answer.headers["x-routed-to"]
+def routes_of_members(url: str, tokens: list[str]) -> list[str]:
+    with httpx.Client(base_url=url) as client:
+        return [
+            client.get("/api/members/me", headers={"Authorization": f"Bearer {t}"}).headers[
+                "x-routed-to"
+            ]
+            for t in tokens
+        ]
