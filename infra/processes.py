@@ -44,7 +44,7 @@ PROCESSES: dict[str, ProcessSpec] = {
         "gateway",
         "gateway.app:create_app",
         "gateway_port",
-        "routing, ramp, shadow (console at /console)",
+        "routing, ramp, shadow; console at /console",
         "0",
     ),
 }
