@@ -64,7 +64,7 @@ class WriteTransaction:
             return self.new((build_new or build)(spec.new))
         first = self.legacy(build(spec.legacy))
         self.fault("after_legacy_write")
-        second = self.new(_same_key((build_new or build)(spec.new), first, spec))
+        second = self.new(copy_generated_key((build_new or build)(spec.new), first, spec))
         _check_same_effect(spec, first, second)
         return first
 
@@ -76,7 +76,7 @@ class WriteTransaction:
         return self.new(build(spec.new))
 
 
-def _same_key(statement: sa.Executable, legacy_result: sa.Result, spec: TableSpec):
+def copy_generated_key(statement: sa.Executable, legacy_result: sa.Result, spec: TableSpec):
     """An insert that let the legacy DB generate its key gives the new row the same key."""
     if not isinstance(statement, sa.Insert):
         return statement

@@ -46,7 +46,8 @@ class Migration:
             (self.legacy, spec.legacy_side) if side == "legacy" else (self.new, spec.new_side)
         )
         with engine.connect() as conn:
-            return scan(conn, which, None, None)
+            # readonly: BEGIN DEFERRED, so looking does not queue behind a busy writer.
+            return scan(conn.execution_options(readonly=True), which, None, None)
 
     def metric(self, name: str, **labels: str) -> float | None:
         return self.registry.get_sample_value(name, labels)
