@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
+from libs.dualwrite.cutover import Cutover
 from libs.dualwrite.faults import Fault, no_fault
 from libs.dualwrite.freeze import guard_frozen_tables
 from libs.dualwrite.metrics import migration_metrics
@@ -107,7 +108,10 @@ class DualWriter:
         switch: ModeSwitch,
         registry: CollectorRegistry | None = None,
         fault: Fault = no_fault,
+        freeze_triggers: bool = True,
     ) -> None:
+        """`freeze_triggers`: in single mode, triggers in the legacy DB refuse every write to
+        the moved tables (in addition to this process's own guard)."""
         self.spec, self.legacy, self.new, self.switch = spec, legacy, new, switch
         self.fault = fault
         self.metrics = migration_metrics(registry)
@@ -116,6 +120,7 @@ class DualWriter:
         self._pick_backend()
         self._unguard = guard_frozen_tables(legacy, spec, lambda: switch.mode is Mode.SINGLE)
         self._show_mode(switch.mode)
+        switch.add_hook(Cutover(spec, legacy, new, freeze_triggers=freeze_triggers))
         switch.add_hook(lambda _old, new_mode: self._show_mode(new_mode))
 
     def _pick_backend(self) -> None:
