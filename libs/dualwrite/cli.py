@@ -69,3 +69,7 @@ def reconcile(
 
 def _show(report, as_json: bool) -> None:
     click.echo(json.dumps(report.to_dict(), default=str) if as_json else report.render())
+
+
+if __name__ == "__main__":
+    reconcile()
