@@ -29,7 +29,10 @@ def apply_keys(
     }
     references = spec.references()
     _bring_missing_parents(legacy, new, references, current)
-    gone = {name: [k for k in keys if k not in current[name]] for name, keys in changed.items()}
+    gone = {
+        t.name: [k for k in changed.get(t.name, ()) if k not in current[t.name]]
+        for t in spec.tables
+    }
     applied: Applied = Counter()
     for table in reversed(spec.tables):
         doomed = gone.get(table.name, [])

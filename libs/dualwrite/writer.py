@@ -126,7 +126,8 @@ class DualWriter:
     def _pick_backend(self) -> None:
         dialects = {self.legacy.dialect.name, self.new.dialect.name}
         if dialects == {"sqlite"}:
-            self._attached = sqlite_engine(str(self.legacy.url), attach=database_path(self.new))
+            legacy_url = self.legacy.url.render_as_string(hide_password=False)
+            self._attached = sqlite_engine(legacy_url, attach=database_path(self.new))
         elif dialects == {"postgresql"}:
             self._two_phase = TwoPhaseCommit(
                 self.spec.name, self.legacy, self.new, fault=self.fault
