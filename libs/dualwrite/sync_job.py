@@ -93,12 +93,27 @@ class SyncJob:
         with self.switch.holding() as mode:
             return self._batch() if mode is Mode.SHARED else SyncResult(skipped=True)
 
-    def drain(self) -> int:
-        """Run batches until nothing is pending below the horizon; returns changes applied."""
-        total = 0
-        while (result := self._batch()).changes:
-            total += result.changes
-        return total
+    def drain(self, timeout: float = 30.0) -> int:
+        """Run batches until no change is pending at all; returns changes applied.
+
+        On PostgreSQL a batch takes only changes below the snapshot horizon, so a transaction
+        still open anywhere on the server holds later changes back. Draining waits for it
+        rather than stopping early: the shared -> dual switch relies on nothing being left.
+        Raises TimeoutError if changes are still pending after `timeout` seconds."""
+        total, deadline = 0, time.monotonic() + timeout
+        while True:
+            applied = self._batch().changes
+            total += applied
+            if applied:
+                continue
+            if self.pending()[0] == 0:
+                return total
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"sync {self.name}: changes still pending after {timeout:g}s; an open "
+                    "transaction on the legacy server holds them below the horizon"
+                )
+            time.sleep(0.05)
 
     async def run(self, *, interval: float, stop: asyncio.Event) -> None:
         """Batch after batch until `stop` is set; sleeps `interval` only when caught up."""

@@ -184,3 +184,31 @@ def test_concurrent_batches_do_not_apply_twice(migration):
         t.join()
     job.drain()
     assert migration.rows("new") == migration.rows("legacy")
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_draining_waits_for_an_open_transaction_instead_of_stopping_early(migration):
+    members = members_of(migration)
+    job = SyncJob(migration.spec, migration.legacy, migration.new)
+    with migration.legacy.connect() as older:
+        older.begin()
+        older.execute(members.insert().values(member_values("first@example.com")))
+        migration.add_member("later@example.com")  # committed, but above the horizon
+        threading.Timer(0.3, older.commit).start()
+
+        assert job.drain(timeout=10) == 2
+
+    assert migration.rows("new") == migration.rows("legacy")
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_draining_gives_up_with_a_timeout_while_a_transaction_stays_open(migration):
+    members = members_of(migration)
+    job = SyncJob(migration.spec, migration.legacy, migration.new)
+    with migration.legacy.connect() as older:
+        older.begin()
+        older.execute(members.insert().values(member_values("first@example.com")))
+        migration.add_member("later@example.com")
+        with pytest.raises(TimeoutError, match="still pending"):
+            job.drain(timeout=0.3)
+        older.rollback()
