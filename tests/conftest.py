@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -49,3 +49,41 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_databases(postgres_admin_url: str) -> Iterator[Callable[[], str]]:
+    """Makes fresh databases on demand (a legacy DB and a new DB, say), dropped afterwards.
+
+    Transactions left prepared in them (two-phase commit tests) are rolled back first:
+    PostgreSQL refuses to drop a database that a prepared transaction still holds."""
+    created: list[str] = []
+    base = make_url(postgres_admin_url)
+
+    def create() -> str:
+        name = f"shop_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return base.set(database=name).render_as_string(hide_password=False)
+
+    admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        yield create
+    finally:
+        for name in created:
+            _drop_database(admin, base.set(database=name), name)
+        admin.dispose()
+
+
+def _drop_database(admin: sa.Engine, url, name: str) -> None:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        gids = conn.execute(
+            sa.text("SELECT gid FROM pg_prepared_xacts WHERE database = current_database()")
+        ).scalars()
+        for gid in list(gids):
+            conn.exec_driver_sql(f"ROLLBACK PREPARED '{gid}'")
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -8,9 +8,10 @@ import sys
 import time
 
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from libs import context
+from libs.asgi import ResponseWatch
 
 
 def _add_request_id(_, __, event_dict):
@@ -57,22 +58,15 @@ class AccessLog:
         if scope["type"] != "http" or scope["path"].startswith(("/health", "/metrics")):
             await self.app(scope, receive, send)
             return
-        status = 500
         started = time.perf_counter()
-
-        async def recording(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        watch = ResponseWatch(send)
         try:
-            await self.app(scope, receive, recording)
+            await self.app(scope, receive, watch)
         finally:
             self.log.info(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
-                status=status,
+                status=watch.status or 500,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )

@@ -16,7 +16,9 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from libs.asgi import ResponseWatch
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -59,26 +61,19 @@ class MetricsMiddleware:
         if scope["type"] != "http" or scope["path"] == "/metrics":
             await self.app(scope, receive, send)
             return
-        status = 500
         started = time.perf_counter()
-
-        async def recording(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        watch = ResponseWatch(send)
         in_flight = self.metrics.in_flight.labels(self.metrics.service)
         in_flight.inc()
         try:
-            await self.app(scope, receive, recording)
+            await self.app(scope, receive, watch)
         finally:
             in_flight.dec()
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
             labels = (self.metrics.service, template, scope["method"])
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
-            self.metrics.requests.labels(*labels, str(status)).inc()
+            self.metrics.requests.labels(*labels, str(watch.status or 500)).inc()
 
 
 def metrics_router(registry: CollectorRegistry) -> APIRouter:

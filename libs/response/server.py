@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs import context
+from libs.asgi import ResponseWatch
 from libs.response.envelope import (
     ApiError,
     envelope,
@@ -94,18 +95,12 @@ class UnhandledErrorGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        watch = ResponseWatch(send)
         try:
-            await self.app(scope, receive, tracking)
+            await self.app(scope, receive, watch)
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            if started:
+            if watch.started:
                 raise
             response = error_response(500, "INTERNAL_ERROR", "The server failed to answer.")
             await response(scope, receive, send)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from libs import context
+from libs.asgi import ResponseWatch
 from libs.response.server import error_response
 from libs.timeouts.deadline import parse_budget_ms
 
@@ -25,18 +26,12 @@ class ServerTimeLimit:
             return
         budget = self._budget(scope)
         token = context.deadline.set(time.monotonic() + budget)
-        started = False
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        watch = ResponseWatch(send)
         try:
             async with asyncio.timeout(budget):
-                await self.app(scope, receive, tracking)
+                await self.app(scope, receive, watch)
         except TimeoutError:
-            if started:
+            if watch.started:
                 raise
             response = error_response(
                 504,
