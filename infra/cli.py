@@ -72,3 +72,8 @@ def up() -> None:
 
 
 main.add_command(broker)
+
+
+from gateway.cli import register as register_gateway_commands  # noqa: E402
+
+register_gateway_commands(main)

@@ -40,6 +40,13 @@ PROCESSES: dict[str, ProcessSpec] = {
         "legacy DB: members, products, orders, payments",
         "0",
     ),
+    "gateway": ProcessSpec(
+        "gateway",
+        "gateway.app:create_app",
+        "gateway_port",
+        "routing, ramp, shadow; console at /console",
+        "0",
+    ),
 }
 
 

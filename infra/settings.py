@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from libs.timeouts import CallTimeouts
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+DEV_GATEWAY_ADMIN_TOKEN = "dev-only-gateway-admin-token"
 
 
 class Settings(BaseSettings):
@@ -43,6 +44,31 @@ class Settings(BaseSettings):
     gateway_port: int = 8000
     gateway_connect_timeout: float = Field(1.0, gt=0)
     gateway_read_timeout: float = Field(6.0, gt=0)
+    # The gateway's own answer limit: above every route's read timeout, so a slow backend
+    # gets a 504 envelope from the gateway rather than the caller giving up first.
+    gateway_server_limit: float = Field(8.0, gt=0)
+    gateway_admin_token: str = DEV_GATEWAY_ADMIN_TOKEN
+    # Backend name -> base URL, overriding the defaults built from each process's port.
+    gateway_backends: dict[str, str] = Field(default_factory=dict)
+    gateway_state_file: Path | None = None  # default: SHOP_DATA_DIR/gateway-state.json
+    gateway_retries: int = Field(1, ge=0, le=3)  # idempotent requests, connection failures only
+    gateway_max_connections: int = Field(256, gt=0)
+    # Shadow (parallel run): the share mirrored when a route's shadow rule names none, and the
+    # fields ignored on every comparison because they differ on every call.
+    gateway_shadow_percent: float = Field(10.0, ge=0, le=100)
+    gateway_shadow_ignore: list[str] = Field(default_factory=lambda: ["meta.request_id"])
+    gateway_shadow_max_in_flight: int = Field(16, gt=0)
+    # Metric-gated ramp defaults (`shop ramp` flags override them per ramp).
+    gateway_ramp_steps: list[int] = Field(default_factory=lambda: [10, 30, 50, 100])
+    gateway_ramp_interval_seconds: float = Field(60.0, gt=0)
+    gateway_ramp_min_requests: int = Field(100, ge=1)
+    gateway_ramp_max_error_delta: float = Field(0.01, ge=0, le=1)
+    gateway_ramp_p99_ratio: float = Field(1.5, ge=1)
+    gateway_ramp_p99_slack_ms: float = Field(25.0, ge=0)
+    gateway_ramp_max_wait_intervals: int = Field(10, ge=1)
+    # Routing inside the monolith (the talk's literal approach): a route table in the gateway's
+    # format whose weights name "monolith" for the local share. Off when unset.
+    monolith_forwarding: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:
@@ -52,6 +78,14 @@ class Settings(BaseSettings):
             raise ValueError("SHOP_JWT_SECRET must be at least 32 characters")
         return self
 
+    @model_validator(mode="after")
+    def _refuse_dev_admin_token_in_production(self) -> Settings:
+        if self.env == "production" and self.gateway_admin_token == DEV_GATEWAY_ADMIN_TOKEN:
+            raise ValueError("SHOP_GATEWAY_ADMIN_TOKEN must be set to a real token in production")
+        if self.gateway_read_timeout >= self.gateway_server_limit:
+            raise ValueError("SHOP_GATEWAY_READ_TIMEOUT must be below SHOP_GATEWAY_SERVER_LIMIT")
+        return self
+
     @cached_property
     def legacy_db_url(self) -> str:
         return self.monolith_db_url or f"sqlite:///{self.data_dir / 'legacy.db'}"
@@ -59,6 +93,22 @@ class Settings(BaseSettings):
     @property
     def gateway_timeouts(self) -> CallTimeouts:
         return CallTimeouts(self.gateway_connect_timeout, self.gateway_read_timeout)
+
+    @property
+    def gateway_state_path(self) -> Path:
+        return self.gateway_state_file or self.data_dir / "gateway-state.json"
+
+    @property
+    def gateway_backend_urls(self) -> dict[str, str]:
+        """Every process the gateway can route to, at its default port unless overridden."""
+        defaults = {
+            "monolith": self.url(self.monolith_port),
+            "member-service": self.url(8011),
+            "order-service": self.url(8012),
+            "payment-service": self.url(8013),
+            "read-model": self.url(8020),
+        }
+        return {**defaults, **self.gateway_backends}
 
     def url(self, port: int) -> str:
         return f"http://{self.host}:{port}"

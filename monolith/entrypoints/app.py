@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from infra.settings import Settings
 from libs.auth import TokenIssuer
 from libs.response.server import error_response
+from libs.routing.forwarding import install_forwarding
 from libs.service import ServiceOptions, create_service_app
 from monolith.adapters.db import make_engine
 from monolith.adapters.migrate import upgrade
@@ -42,6 +43,14 @@ def create_app(settings: Settings, *, seed: bool = True) -> FastAPI:
     app.add_exception_handler(DomainError, _domain_error)
     for module in (members, products, orders, payments):
         app.include_router(module.router)
+    install_forwarding(
+        app,
+        "monolith",
+        settings.monolith_forwarding,
+        settings.gateway_backend_urls,
+        app.state.tokens.member_id,
+        settings.gateway_timeouts,
+    )
     return app
 
 

@@ -23,7 +23,16 @@ def test_every_setting_is_documented_in_one_place():
 def test_production_refuses_the_development_secret():
     with pytest.raises(ValidationError, match="SHOP_JWT_SECRET"):
         Settings(env="production", jwt_secret=DEV_JWT_SECRET)
-    Settings(env="production", jwt_secret="a-real-secret-of-at-least-32-characters!")
+    Settings(
+        env="production",
+        jwt_secret="a-real-secret-of-at-least-32-characters!",
+        gateway_admin_token="a-real-admin-token",
+    )
+
+
+def test_production_refuses_the_development_gateway_admin_token():
+    with pytest.raises(ValidationError, match="SHOP_GATEWAY_ADMIN_TOKEN"):
+        Settings(env="production", jwt_secret="a-real-secret-of-at-least-32-characters!")
 
 
 def test_a_short_secret_is_refused_everywhere():

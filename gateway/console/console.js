@@ -1,0 +1,140 @@
+// The migration console: polls /admin/status once a second and redraws. No framework, no build.
+"use strict";
+
+const COLORS = ["#64748b", "#2563eb", "#16a34a", "#d97706", "#9333ea", "#0891b2"];
+const POLL_MS = 1000;
+let token = sessionStorage.getItem("shopAdminToken") || "";
+const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+if (fromHash) {
+  token = fromHash;
+  sessionStorage.setItem("shopAdminToken", token);
+  history.replaceState(null, "", location.pathname);
+}
+
+const $ = (id) => document.getElementById(id);
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const pct = (v) => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(1)}%`);
+const ms = (v) => (v === null || v === undefined ? "–" : `${v.toFixed(1)} ms`);
+const when = (t) => new Date(t * 1000).toLocaleTimeString();
+
+function colorOf(backends, name) {
+  return COLORS[Math.max(0, backends.indexOf(name)) % COLORS.length];
+}
+
+function bar(parts, backends) {
+  const cells = parts
+    .filter(([, v]) => v > 0)
+    .map(([name, v]) => `<div title="${esc(name)} ${v.toFixed(1)}%" style="width:${v}%;background:${colorOf(backends, name)}"></div>`);
+  return `<div class="bar">${cells.join("")}</div>`;
+}
+
+function routeCard(route, live, backends) {
+  const stats = live[route.name] || {};
+  const names = Object.keys(route.weights);
+  const configured = names.map((b) => [b, route.share_percent[b]]);
+  const observed = names.map((b) => [b, stats[b]?.split_percent || 0]);
+  const rows = names.map((b) => {
+    const s = stats[b] || {};
+    const errClass = s.error_rate > 0.01 ? "bad" : "";
+    return `<tr data-backend="${esc(b)}"><td><span class="swatch" style="background:${colorOf(backends, b)}"></span>${esc(b)}</td>
+      <td class="weight">${route.weights[b]}</td><td class="share">${route.share_percent[b]}%</td>
+      <td class="live-split">${s.split_percent ?? "–"}${s.split_percent != null ? "%" : ""}</td>
+      <td class="requests">${s.requests ?? 0}</td><td class="error-rate ${errClass}">${pct(s.error_rate)}</td>
+      <td class="p99">${ms(s.p99_ms)}</td></tr>`;
+  });
+  const shadow = route.shadow ? `<div class="legend">shadow → ${esc(route.shadow.backend)} (${route.shadow.percent}% of GETs)</div>` : "";
+  return `<div class="card" data-route="${esc(route.name)}">
+    <h3>${esc(route.name)} <code>${esc(route.prefix)}${route.methods ? " " + esc(route.methods.join(",")) : ""}</code></h3>
+    <div class="legend">weights</div>${bar(configured, backends)}
+    <div class="legend">live split</div>${bar(observed, backends)}
+    <table><thead><tr><th>backend</th><th>weight</th><th>share</th><th>live</th><th>req</th><th>errors</th><th>p99</th></tr></thead>
+    <tbody>${rows.join("")}</tbody></table>${shadow}</div>`;
+}
+
+function rampBlock(route, ramp) {
+  const plan = ramp.plan;
+  const steps = plan.steps.map((s, i) => (i === ramp.step_index ? `<b>${s}</b>` : s)).join(" → ");
+  const history = ramp.history.slice(-8).reverse().map((h) => `<tr><td>${when(h.at)}</td>
+    <td>${h.percent ?? ""}${h.percent != null ? "%" : ""}</td><td>${esc(h.outcome)}</td>
+    <td style="text-align:left">${esc(h.reason)}</td></tr>`);
+  return `<div class="card ramp" data-ramp-route="${esc(route)}">
+    <h3>${esc(route)}: ${esc(plan.baseline)} → ${esc(plan.candidate)}
+      <span class="badge ${esc(ramp.state)}" data-state="${esc(ramp.state)}">${esc(ramp.state)}</span>
+      <span class="percent">${ramp.percent}%</span></h3>
+    <div class="legend">steps ${steps} · every ${plan.interval_seconds}s · min ${plan.min_requests} requests</div>
+    ${ramp.reason ? `<p class="reason ${ramp.state === "rolled_back" ? "bad" : ""}">${esc(ramp.reason)}</p>` : ""}
+    <table><tbody>${history.join("")}</tbody></table></div>`;
+}
+
+function shadowBlock(shadow) {
+  const counts = Object.entries(shadow.counts).map(([route, c]) => `<tr data-shadow-route="${esc(route)}">
+    <td>${esc(route)}</td><td>${c.match}</td><td class="mismatches ${c.mismatch ? "bad" : ""}">${c.mismatch}</td>
+    <td>${c.error}</td><td>${c.dropped}</td></tr>`);
+  const table = counts.length
+    ? `<table><thead><tr><th>route</th><th>match</th><th>mismatch</th><th>error</th><th>dropped</th></tr></thead><tbody>${counts.join("")}</tbody></table>`
+    : `<p class="muted">No shadow traffic yet.</p>`;
+  const latest = shadow.latest_mismatches.slice(0, 5).map((m) => `<div class="mismatch">
+    <b>${esc(m.route)}</b> <code>${esc(m.path)}</code> · ${esc(m.primary.backend)} ${m.primary.status} vs ${esc(m.candidate.backend)} ${m.candidate.status ?? "error"}
+    <div>${m.differences.slice(0, 4).map((d) => `<code>${esc(d.path)}: ${esc(JSON.stringify(d.primary))} ≠ ${esc(JSON.stringify(d.candidate))}</code>`).join("<br>")}</div></div>`);
+  return table + `<div id="mismatches">${latest.join("")}</div>`;
+}
+
+function render(data) {
+  const backends = Object.keys(data.backends);
+  $("window").textContent = `table v${data.version} · live window ${data.live.window_seconds}s`;
+  $("routes").innerHTML = data.routes.map((r) => routeCard(r, data.live.routes, backends)).join("");
+  const ramps = Object.entries(data.ramps.latest);
+  $("ramps").innerHTML = ramps.length
+    ? ramps.map(([route, ramp]) => rampBlock(route, ramp)).join("")
+    : `<p class="muted">No ramp has run yet. Start one with <code>shop ramp ROUTE --to SERVICE</code>.</p>`;
+  $("shadow").innerHTML = shadowBlock(data.shadow);
+  $("changes").innerHTML = data.changes.slice(0, 10).map((c) => `<li>${when(c.at)} · v${c.version} · ${esc(c.actor)}
+    ${esc(Object.entries(c.weights).map(([r, w]) => `${r} ${Object.entries(w).map(([b, x]) => `${b}=${x}`).join(" ")}`).join("; "))}
+    ${c.reason ? `<span class="muted">(${esc(c.reason)})</span>` : ""}</li>`).join("");
+  document.body.dataset.version = data.version;
+}
+
+function setStatus(state, text) {
+  $("status").dataset.state = state;
+  $("status").textContent = text;
+}
+
+async function poll() {
+  try {
+    const res = await fetch("/admin/status", { headers: { Authorization: `Bearer ${token}` } });
+    const body = await res.json();
+    if (res.status === 401 || res.status === 403) {
+      sessionStorage.removeItem("shopAdminToken");
+      showLogin(body.error.message);
+      return;
+    }
+    if (!body.success) throw new Error(body.error.message);
+    render(body.data);
+    setStatus("live", `live · ${new Date().toLocaleTimeString()}`);
+  } catch (err) {
+    setStatus("error", `error: ${err.message}`);
+  }
+  setTimeout(poll, POLL_MS);
+}
+
+function showLogin(message) {
+  $("main").hidden = true;
+  $("login").hidden = false;
+  setStatus("error", message || "admin token needed");
+}
+
+$("login").addEventListener("submit", (event) => {
+  event.preventDefault();
+  token = $("token").value.trim();
+  sessionStorage.setItem("shopAdminToken", token);
+  $("login").hidden = true;
+  $("main").hidden = false;
+  poll();
+});
+
+if (token) {
+  $("main").hidden = false;
+  poll();
+} else {
+  showLogin();
+}
