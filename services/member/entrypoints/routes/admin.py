@@ -4,6 +4,8 @@ two-phase commit disabled) answers 409 with the reason and changes nothing."""
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter
 
 from libs.dualwrite import DriftBlocksCutover, Mode
@@ -29,7 +31,7 @@ def change_data_mode(body: DataModeChange, _: Admin, data: DataDep):
         return ok(data_mode.change(data, Mode(body.mode)))
     except DriftBlocksCutover as exc:
         raise ApiError(
-            409, "DRIFT_BLOCKS_CUTOVER", "The DBs disagree.", [exc.report.to_dict()]
+            409, "DRIFT_BLOCKS_CUTOVER", str(exc), [_plain(exc.report.to_dict())]
         ) from exc
     except ValueError as exc:
         raise ApiError(409, "MODE_STEP_REFUSED", str(exc)) from exc
@@ -37,3 +39,8 @@ def change_data_mode(body: DataModeChange, _: Admin, data: DataDep):
         raise ApiError(409, "SYNC_NOT_DRAINED", str(exc)) from exc
     except PreparedTransactionsDisabled as exc:
         raise ApiError(409, "TWO_PHASE_COMMIT_DISABLED", str(exc)) from exc
+
+
+def _plain(report: dict) -> dict:
+    # The report's sample rows hold datetimes and decimals; the envelope carries JSON text.
+    return json.loads(json.dumps(report, default=str))
