@@ -3,6 +3,9 @@ changes nothing."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 
@@ -71,3 +74,27 @@ def test_asking_for_the_current_mode_changes_nothing(member_service):
     with member_service("shared") as service:
         reply = service.switch("shared")
         assert reply.json()["data"]["changed"] is False
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_no_acknowledged_signup_is_lost_while_the_mode_moves_under_live_writes(member_service):
+    with member_service("shared") as service:
+        acknowledged: list[str] = []
+        stop = threading.Event()
+
+        def sign_up_until_stopped() -> None:
+            while not stop.is_set():
+                acknowledged.append(service.signup("Live")[0])
+
+        writer = threading.Thread(target=sign_up_until_stopped)
+        writer.start()
+        try:
+            for mode in ("dual", "single"):
+                time.sleep(0.5)
+                assert service.switch(mode).status_code == 200
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            writer.join()
+        assert len(acknowledged) > 5
+        assert set(acknowledged) <= emails(service.new)
