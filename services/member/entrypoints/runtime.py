@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from infra.settings import Settings
 from libs.auth import TokenIssuer
 from libs.dualwrite import DualWriter, Mode, ModeSwitch, SyncJob
+from libs.dualwrite.freeze import frozen_tables
 from services.member.adapters.data import MemberData
 from services.member.adapters.db import make_engine
 from services.member.adapters.migrate import upgrade
@@ -53,14 +54,33 @@ async def member_runtime(
         new.dispose()
 
 
+class FrozenLegacyTables(RuntimeError):
+    pass
+
+
 def _prepare(writer: DualWriter, mode: Mode) -> None:
-    """Settle what a crash may have left in doubt before the first write."""
+    """Refuse a start-up mode the legacy DB contradicts; settle what a crash may have left
+    in doubt before the first write."""
+    if mode is not Mode.SINGLE:
+        _refuse_frozen_legacy(writer, mode)
     if mode is Mode.DUAL:
         writer.check()
     if mode is not Mode.SINGLE:
         report = writer.recover()
         if report.committed or report.rolled_back:
             log.warning("in-doubt dual writes resolved: %s", report)
+
+
+def _refuse_frozen_legacy(writer: DualWriter, mode: Mode) -> None:
+    # A service restarted in shared or dual mode after single write would write tables
+    # that refuse every write, and read rows single write never reached.
+    with writer.legacy.connect() as conn:
+        frozen = frozen_tables(conn, writer.spec)
+    if frozen:
+        raise FrozenLegacyTables(
+            f"cannot start in {mode} mode: the legacy tables {frozen} are frozen by single "
+            "write; start in single mode (and switch to dual to roll back)"
+        )
 
 
 def ping(engine: sa.Engine) -> None:

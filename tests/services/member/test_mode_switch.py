@@ -8,8 +8,13 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
 
-from tests.services.member.conftest import ADMIN, emails
+from libs.auth import TokenIssuer
+from services.member.entrypoints.runtime import FrozenLegacyTables, member_runtime
+from tests.services.member.conftest import ADMIN, emails, running
+
+TOKENS = TokenIssuer("a-test-secret-of-at-least-32-characters", 60)
 
 
 def mode_metric(service, mode: str) -> str:
@@ -98,3 +103,14 @@ def test_no_acknowledged_signup_is_lost_while_the_mode_moves_under_live_writes(m
             writer.join()
         assert len(acknowledged) > 5
         assert set(acknowledged) <= emails(service.new)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+async def test_a_restart_in_an_earlier_mode_after_single_write_is_refused(settings_for):
+    with running(settings_for("dual")) as service:
+        assert service.switch("single").status_code == 200
+    with pytest.raises(FrozenLegacyTables, match="frozen"):
+        async with member_runtime(settings_for("shared"), TOKENS, CollectorRegistry()):
+            pass
+    async with member_runtime(settings_for("single"), TOKENS, CollectorRegistry()) as data:
+        assert data.mode.value == "single"
