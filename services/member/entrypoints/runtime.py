@@ -13,8 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from infra.settings import Settings
 from libs.auth import TokenIssuer
-from libs.dualwrite import DualWriter, Mode, ModeSwitch, SyncJob
-from libs.dualwrite.freeze import frozen_tables
+from libs.dualwrite import DualWriter, Mode, ModeSwitch, SyncJob, frozen_tables
 from services.member.adapters.data import MemberData
 from services.member.adapters.db import make_engine
 from services.member.adapters.migrate import upgrade
