@@ -4,8 +4,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# gRPC stubs are generated next to each .proto (gitignored), and again when it changes.
+PROTOS := $(shell find protos -name '*.proto')
+STUBS  := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: demo test lint format up clean
+.PHONY: demo test lint format up clean stubs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -14,10 +17,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-demo: $(STAMP)
+protos/%_pb2.py: protos/%.proto $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. $<
+
+stubs: $(STUBS)
+
+demo: $(STAMP) $(STUBS)
 	$(BIN)/shop demo
 
-test: $(STAMP) lint
+test: $(STAMP) $(STUBS) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -28,8 +36,9 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-up: $(STAMP)
+up: $(STAMP) $(STUBS)
 	$(BIN)/shop up
 
 clean:
 	rm -rf $(VENV) .shop .pytest_cache
+	find protos -name '*_pb2*.py*' -delete

@@ -47,15 +47,28 @@ PROCESSES: dict[str, ProcessSpec] = {
         "routing, ramp, shadow; console at /console",
         "0",
     ),
+    "member-service": ProcessSpec(
+        "member-service",
+        "services.member.entrypoints.app:create_app",
+        "member_port",
+        "member DB: members, point ledger",
+        "1",
+    ),
 }
 
 
 def server_limits(settings: Settings) -> dict[str, float]:
-    return {"monolith": settings.monolith_server_limit}
+    return {
+        "monolith": settings.monolith_server_limit,
+        "member-service": settings.member_server_limit,
+    }
 
 
 def call_edges(settings: Settings) -> list[Edge]:
-    return [Edge("gateway", "monolith", settings.gateway_timeouts)]
+    return [
+        Edge("gateway", "monolith", settings.gateway_timeouts),
+        Edge("gateway", "member-service", settings.gateway_timeouts),
+    ]
 
 
 def check_process_budgets(name: str, settings: Settings) -> None:

@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     monolith_db_url: str | None = None
     monolith_server_limit: float = Field(5.0, gt=0)
 
+    # --- member service (the first extraction) ---
+    member_port: int = 8011
+    member_grpc_port: int = 50051
+    member_db_url: str | None = None
+    member_server_limit: float = Field(5.0, gt=0)
+    # Where the service reads and writes members (docs/dualwrite.md): shared (the legacy DB,
+    # with the batch sync copying it to the member DB), dual (both in one transaction) or
+    # single (the member DB only). Changed live through the service's admin API.
+    member_data_mode: Literal["shared", "dual", "single"] = "shared"
+    member_sync_interval: float = Field(0.5, gt=0)
+    # The gRPC server's own answer limit and the grace in-flight calls get at shutdown.
+    member_grpc_grace_seconds: float = Field(5.0, gt=0)
+
     # --- gateway (the edge router) ---
     gateway_port: int = 8000
     gateway_connect_timeout: float = Field(1.0, gt=0)
@@ -90,6 +103,10 @@ class Settings(BaseSettings):
     def legacy_db_url(self) -> str:
         return self.monolith_db_url or f"sqlite:///{self.data_dir / 'legacy.db'}"
 
+    @cached_property
+    def member_db(self) -> str:
+        return self.member_db_url or f"sqlite:///{self.data_dir / 'member.db'}"
+
     @property
     def gateway_timeouts(self) -> CallTimeouts:
         return CallTimeouts(self.gateway_connect_timeout, self.gateway_read_timeout)
@@ -103,7 +120,7 @@ class Settings(BaseSettings):
         """Every process the gateway can route to, at its default port unless overridden."""
         defaults = {
             "monolith": self.url(self.monolith_port),
-            "member-service": self.url(8011),
+            "member-service": self.url(self.member_port),
             "order-service": self.url(8012),
             "payment-service": self.url(8013),
             "read-model": self.url(8020),

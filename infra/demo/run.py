@@ -33,13 +33,15 @@ def run_demo(workers: int, rounds: int) -> int:
     data_dir = base.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
     settings = Settings(data_dir=data_dir)
-    ports = {name: free_port() for name in PROCESSES}
+    # The demo walks stage 0 so far: the processes that take part in it.
+    processes = {name: spec for name, spec in PROCESSES.items() if spec.stage == "0"}
+    ports = {name: free_port() for name in processes}
     env = {
         "SHOP_DATA_DIR": str(data_dir),
-        **{spec.port_env: str(ports[name]) for name, spec in PROCESSES.items()},
+        **{spec.port_env: str(ports[name]) for name, spec in processes.items()},
     }
     supervisor = Supervisor(env, data_dir / "logs")
-    entry = "gateway" if "gateway" in PROCESSES else "monolith"
+    entry = "gateway" if "gateway" in processes else "monolith"
     print(
         f"Strangler Shop demo: stage 0, the monolith\ndata dir: {data_dir}   logs: "
         f"{data_dir / 'logs'}"
@@ -47,11 +49,11 @@ def run_demo(workers: int, rounds: int) -> int:
     print(report.heading("Processes"))
     started = time.monotonic()
     try:
-        for name in PROCESSES:
+        for name in processes:
             supervisor.start(name, ports[name])
         supervisor.wait_ready()
         for name, child in supervisor.children.items():
-            print(f"  {name:<16} {child.url:<26} ready ({PROCESSES[name].owns})")
+            print(f"  {name:<16} {child.url:<26} ready ({processes[name].owns})")
         print(
             f"  entry point: {supervisor.children[entry].url} ({entry}), "
             f"up in {time.monotonic() - started:.1f}s"

@@ -5,7 +5,7 @@ and prove at each step that the two DBs agree (reconcile). Domain-free: a domain
 
 from libs.dualwrite.capture import install_change_capture, uninstall_change_capture
 from libs.dualwrite.cutover import DriftBlocksCutover, align_sequences
-from libs.dualwrite.freeze import FrozenTableError, install_freeze_triggers
+from libs.dualwrite.freeze import FrozenTableError, frozen_tables, install_freeze_triggers
 from libs.dualwrite.modes import Mode, ModeSwitch
 from libs.dualwrite.reconcile import DriftReport, Reconciler
 from libs.dualwrite.spec import MigrationSpec, TableSpec, mirror
@@ -30,6 +30,7 @@ __all__ = [
     "TableSpec",
     "WriteTransaction",
     "align_sequences",
+    "frozen_tables",
     "install_change_capture",
     "install_decision_log",
     "install_freeze_triggers",

@@ -75,3 +75,20 @@ def _freeze_sql(dialect: str, table: str, migration: str) -> list[str]:
         "CREATE TRIGGER dualwrite_frozen BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE "
         f"ON \"{table}\" FOR EACH STATEMENT EXECUTE FUNCTION dualwrite_frozen('{migration}')",
     ]
+
+
+def frozen_tables(conn: sa.Connection, spec: MigrationSpec) -> list[str]:
+    """The spec's legacy tables whose freeze triggers are installed: single write has
+    happened, and nothing may write them until a rollback to dual thaws them."""
+    names = [t.legacy.name for t in spec.tables]
+    if conn.dialect.name == "sqlite":
+        query = sa.text("SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name = :n")
+        found = [conn.execute(query, {"n": f"dualwrite_frozen_{t}_INSERT"}).scalar() for t in names]
+    else:
+        query = sa.text(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+            " WHERE t.tgname = 'dualwrite_frozen' AND c.relname = :n"
+            " AND c.relnamespace = to_regnamespace(current_schema())"
+        )
+        found = [conn.execute(query, {"n": t}).scalar() for t in names]
+    return [name for name in found if name]

@@ -11,10 +11,18 @@ from alembic.config import Config
 HERE = Path(__file__).resolve().parent.parent
 
 
-def upgrade(engine: sa.Engine) -> None:
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    _run(engine, command.upgrade, revision)
+
+
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    _run(engine, command.downgrade, revision)
+
+
+def _run(engine: sa.Engine, step, revision: str) -> None:
     config = Config(str(HERE / "alembic.ini"))
     config.set_main_option("script_location", str(HERE / "migrations"))
     with engine.connect() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        step(config, revision)
         conn.commit()

@@ -1,0 +1,59 @@
+"""The member service's tables, and the legacy tables they are migrated from.
+
+The legacy shapes are written out here rather than imported from the monolith: the service
+must run without the monolith's code once the legacy DB is retired, and the shapes are the
+contract of the migration (what the sync job reads, what dual write writes). The member DB's
+tables mirror them column for column, so the migration maps them 1:1."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import sqlalchemy as sa
+
+from libs.dualwrite import mirror
+
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class Timestamp(sa.types.TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite hands back naive ones)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+legacy_metadata = sa.MetaData()
+
+legacy_members = sa.Table(
+    "members",
+    legacy_metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(50), nullable=False),
+    sa.Column("phone", sa.String(20)),
+    sa.Column("points", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("updated_at", Timestamp(), nullable=False, index=True),
+    sa.CheckConstraint("points >= 0", name="members_points_not_negative"),
+)
+
+legacy_point_ledger = sa.Table(
+    "point_ledger",
+    legacy_metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("member_id", ID, sa.ForeignKey("members.id"), nullable=False, index=True),
+    sa.Column("delta", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("payment_id", ID),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)
+
+metadata = sa.MetaData()
+_mirrored = mirror((legacy_members, legacy_point_ledger), metadata)
+members = _mirrored["members"]
+point_ledger = _mirrored["point_ledger"]

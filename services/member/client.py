@@ -1,0 +1,51 @@
+"""A client of the member service's gRPC API for other services. Every call carries an
+explicit deadline: a caller that waits for ever turns one slow member lookup into a stalled
+order."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import grpc
+
+from protos.shop.member.v1 import member_pb2, member_pb2_grpc
+
+# Keepalive pings notice a dead peer between calls; reconnect backoff stays short so a
+# restarted member service is found again within a second.
+CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
+)
+
+
+class MemberClient:
+    def __init__(self, target: str, *, timeout: float) -> None:
+        self.target, self.timeout = target, timeout
+        self._channel: grpc.aio.Channel | None = None
+
+    async def __aenter__(self) -> MemberClient:
+        self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+        self._stub = member_pb2_grpc.MemberServiceStub(self._channel)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+    async def get_member(self, member_id: int) -> member_pb2.Member:
+        """Raises grpc.aio.AioRpcError: NOT_FOUND for an unknown member."""
+        request = member_pb2.GetMemberRequest(member_id=member_id)
+        return await self._stub.GetMember(request, timeout=self.timeout)
+
+    async def verify_token(self, token: str) -> int:
+        """The member id the token was issued to; UNAUTHENTICATED when it is not valid."""
+        request = member_pb2.VerifyTokenRequest(token=token)
+        reply = await self._stub.VerifyToken(request, timeout=self.timeout)
+        return reply.member_id

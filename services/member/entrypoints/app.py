@@ -1,0 +1,44 @@
+"""Composition root of the member service: its runtime (engines, data mode, sync job, gRPC)
+in the lifespan, the member and admin routes, and every contract through create_service_app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+
+from infra.settings import Settings
+from libs.auth import TokenIssuer
+from libs.response.server import error_response
+from libs.service import ServiceOptions, create_service_app
+from services.member.domain.errors import DomainError
+from services.member.entrypoints.routes import admin, members
+from services.member.entrypoints.runtime import member_runtime, ping
+
+STATUS_OF_KIND = {"invalid": 422, "not_found": 404, "conflict": 409, "unauthorized": 401}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with member_runtime(settings, tokens, app.state.metrics.registry) as data:
+            app.state.data = data
+            app.state.readiness.add_check("member_db", lambda: ping(data.writer.new))
+            yield
+
+    options = ServiceOptions("member-service", server_limit_seconds=settings.member_server_limit)
+    app = create_service_app(options, lifespan)
+    app.state.tokens = tokens
+    app.state.admin_token = settings.gateway_admin_token
+    app.add_exception_handler(DomainError, _domain_error)
+    app.include_router(members.router)
+    app.include_router(admin.router)
+    return app
+
+
+async def _domain_error(_: Request, exc: Exception):
+    assert isinstance(exc, DomainError)
+    return error_response(STATUS_OF_KIND[exc.kind], exc.code, exc.message)

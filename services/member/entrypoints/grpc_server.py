@@ -1,0 +1,50 @@
+"""The gRPC face of the member service: core lookups for other services' hot paths. It runs
+the same handlers as the HTTP API, through the same data mode."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from libs.auth import InvalidToken, TokenIssuer
+from protos.shop.member.v1 import member_pb2, member_pb2_grpc
+from services.member.adapters.data import MemberData
+from services.member.domain.errors import NotFound
+from services.member.service_layer import members as handlers
+
+
+class MemberServicer(member_pb2_grpc.MemberServiceServicer):
+    def __init__(self, data: MemberData, tokens: TokenIssuer) -> None:
+        self.data, self.tokens = data, tokens
+
+    async def GetMember(self, request, context: grpc.aio.ServicerContext):
+        try:
+            member = await asyncio.to_thread(handlers.profile, request.member_id, self.data)
+        except NotFound as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, exc.message)
+        return to_message(member)
+
+    async def VerifyToken(self, request, context: grpc.aio.ServicerContext):
+        try:
+            return member_pb2.VerifyTokenResponse(member_id=self.tokens.member_id(request.token))
+        except InvalidToken:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "The token is invalid or expired.")
+
+
+def to_message(member: dict[str, Any]) -> member_pb2.Member:
+    times = {k: member[k].isoformat() for k in ("created_at", "updated_at")}
+    fields = {k: member[k] for k in ("id", "email", "name", "points")}
+    return member_pb2.Member(**fields, **times, phone=member["phone"])
+
+
+async def start_grpc(
+    data: MemberData, tokens: TokenIssuer, host: str, port: int
+) -> grpc.aio.Server:
+    server = grpc.aio.server()
+    member_pb2_grpc.add_MemberServiceServicer_to_server(MemberServicer(data, tokens), server)
+    if server.add_insecure_port(f"{host}:{port}") == 0:
+        raise OSError(f"gRPC cannot listen on {host}:{port}")
+    await server.start()
+    return server

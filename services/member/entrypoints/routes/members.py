@@ -1,0 +1,51 @@
+"""The member API, path for path and envelope for envelope the monolith's, so the gateway can
+send a member's request to either side during the ramp."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from libs.response import ApiError, ok
+from services.member.entrypoints.deps import CurrentMember, DataDep, TokensDep
+from services.member.entrypoints.schemas import LoginIn, MemberCreate, MemberUpdate
+from services.member.service_layer import commands
+from services.member.service_layer import members as handlers
+
+router = APIRouter(prefix="/api/members", tags=["members"])
+
+
+@router.post("")
+def signup(body: MemberCreate, data: DataDep):
+    return ok(handlers.signup(commands.Signup(**body.model_dump()), data), status=201)
+
+
+@router.post("/login")
+def login(body: LoginIn, data: DataDep, tokens: TokensDep):
+    member_id = handlers.login(commands.Login(body.email, body.password), data)
+    return ok(
+        {
+            "token": tokens.issue(member_id),
+            "token_type": "Bearer",
+            "expires_in": tokens.ttl_seconds,
+            "member_id": member_id,
+        }
+    )
+
+
+@router.get("/me")
+def me(member_id: CurrentMember, data: DataDep):
+    return ok(handlers.profile(member_id, data))
+
+
+@router.patch("/me")
+def update_me(body: MemberUpdate, member_id: CurrentMember, data: DataDep):
+    if body.name is None and body.phone is None:
+        raise ApiError(422, "NOTHING_TO_UPDATE", "Send at least one of: name, phone.")
+    return ok(
+        handlers.update_profile(commands.UpdateProfile(member_id, body.name, body.phone), data)
+    )
+
+
+@router.get("/me/points")
+def my_points(member_id: CurrentMember, data: DataDep):
+    return ok(handlers.points(member_id, data))

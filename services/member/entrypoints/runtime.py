@@ -1,0 +1,87 @@
+"""What the member service runs while it lives, built in its lifespan: both engines, the
+member DB's migrations, the data mode with its writer and sync job, and the gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
+
+from infra.settings import Settings
+from libs.auth import TokenIssuer
+from libs.dualwrite import DualWriter, Mode, ModeSwitch, SyncJob, frozen_tables
+from services.member.adapters.data import MemberData
+from services.member.adapters.db import make_engine
+from services.member.adapters.migrate import upgrade
+from services.member.adapters.migration import MEMBERS
+from services.member.entrypoints.grpc_server import start_grpc
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def member_runtime(
+    settings: Settings, tokens: TokenIssuer, registry: CollectorRegistry
+) -> AsyncIterator[MemberData]:
+    legacy, new = make_engine(settings.legacy_db_url), make_engine(settings.member_db)
+    upgrade(new)
+    switch = ModeSwitch(Mode(settings.member_data_mode))
+    # The sync job registers its hook first: on shared -> dual it drains before anything else
+    # shows the new mode.
+    sync_job = SyncJob(MEMBERS, legacy, new, registry=registry, switch=switch)
+    writer = DualWriter(MEMBERS, legacy, new, switch=switch, registry=registry)
+    data, stop = MemberData(writer), asyncio.Event()
+    try:
+        _prepare(writer, switch.mode)
+        grpc_server = await start_grpc(data, tokens, settings.host, settings.member_grpc_port)
+        # Runs in every mode; outside shared mode each batch is skipped, so a step back from
+        # dual to shared resumes the copying by itself.
+        sync = asyncio.create_task(sync_job.run(interval=settings.member_sync_interval, stop=stop))
+        try:
+            yield data
+        finally:
+            stop.set()
+            await grpc_server.stop(settings.member_grpc_grace_seconds)
+            await sync
+    finally:
+        writer.close()
+        legacy.dispose()
+        new.dispose()
+
+
+class FrozenLegacyTables(RuntimeError):
+    pass
+
+
+def _prepare(writer: DualWriter, mode: Mode) -> None:
+    """Refuse a start-up mode the legacy DB contradicts; settle what a crash may have left
+    in doubt before the first write."""
+    if mode is not Mode.SINGLE:
+        _refuse_frozen_legacy(writer, mode)
+    if mode is Mode.DUAL:
+        writer.check()
+    if mode is not Mode.SINGLE:
+        report = writer.recover()
+        if report.committed or report.rolled_back:
+            log.warning("in-doubt dual writes resolved: %s", report)
+
+
+def _refuse_frozen_legacy(writer: DualWriter, mode: Mode) -> None:
+    # A service restarted in shared or dual mode after single write would write tables
+    # that refuse every write, and read rows single write never reached.
+    with writer.legacy.connect() as conn:
+        frozen = frozen_tables(conn, writer.spec)
+    if frozen:
+        raise FrozenLegacyTables(
+            f"cannot start in {mode} mode: the legacy tables {frozen} are frozen by single "
+            "write; start in single mode (and switch to dual to roll back)"
+        )
+
+
+def ping(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))

@@ -1,0 +1,26 @@
+"""What a caller asks the member service to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Signup:
+    email: str
+    password: str
+    name: str
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class Login:
+    email: str
+    password: str
+
+
+@dataclass(frozen=True)
+class UpdateProfile:
+    member_id: int
+    name: str | None = None
+    phone: str | None = None

@@ -1,0 +1,125 @@
+"""The member service on a real socket (HTTP and gRPC), over a legacy DB migrated by the
+monolith's own migrations and a member DB of its own, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from infra.settings import DEV_GATEWAY_ADMIN_TOKEN, Settings
+from infra.supervisor import free_port
+from monolith.adapters.db import make_engine
+from monolith.adapters.migrate import upgrade as upgrade_legacy
+from services.member.adapters.data import MemberData
+from services.member.entrypoints.app import create_app
+from tests.support.servers import serving
+
+PASSWORD = "password-123"
+ADMIN = {"Authorization": f"Bearer {DEV_GATEWAY_ADMIN_TOKEN}"}
+
+
+@dataclass
+class MemberService:
+    http: httpx.Client
+    data: MemberData
+    grpc_target: str
+
+    @property
+    def legacy(self) -> sa.Engine:
+        return self.data.writer.legacy
+
+    @property
+    def new(self) -> sa.Engine:
+        return self.data.writer.new
+
+    def signup(self, name: str = "Kim") -> tuple[str, int]:
+        """Sign a new member up; returns (email, member id)."""
+        email = f"{name.lower()}-{uuid.uuid4().hex[:8]}@example.com"
+        body = {"email": email, "password": PASSWORD, "name": name}
+        created = self.http.post("/api/members", json=body)
+        assert created.status_code == 201, created.text
+        return email, created.json()["data"]["id"]
+
+    def token(self, email: str) -> str:
+        login = self.http.post("/api/members/login", json={"email": email, "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        return login.json()["data"]["token"]
+
+    def switch(self, mode: str) -> httpx.Response:
+        return self.http.put("/admin/data-mode", json={"mode": mode}, headers=ADMIN)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def emails(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text("SELECT email FROM members")).scalars())
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_urls(backend: str, request, tmp_path) -> tuple[str, str]:
+    """(legacy DB URL, member DB URL), the legacy DB migrated as the monolith migrates it."""
+    if backend == "sqlite":
+        urls = (f"sqlite:///{tmp_path / 'legacy.db'}", f"sqlite:///{tmp_path / 'member.db'}")
+    else:
+        create = request.getfixturevalue("postgres_databases")
+        urls = (create(), create())
+    engine = make_engine(urls[0])
+    upgrade_legacy(engine)
+    engine.dispose()
+    return urls
+
+
+@pytest.fixture
+def settings_for(db_urls, tmp_path) -> Callable[..., Settings]:
+    def build(mode: str = "shared", **overrides) -> Settings:
+        values = {
+            "data_dir": tmp_path,
+            "monolith_db_url": db_urls[0],
+            "member_db_url": db_urls[1],
+            "member_data_mode": mode,
+            "member_grpc_port": free_port(),
+            "member_sync_interval": 0.05,
+        }
+        return Settings(**(values | overrides))
+
+    return build
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[MemberService]:
+    app = create_app(settings)
+    with ExitStack() as stack:
+        url = stack.enter_context(serving(app))
+        http = stack.enter_context(httpx.Client(base_url=url, timeout=15))
+        target = f"127.0.0.1:{settings.member_grpc_port}"
+        yield MemberService(http, app.state.data, target)
+
+
+@pytest.fixture
+def member_service(settings_for) -> Callable[..., Iterator[MemberService]]:
+    """`with member_service("dual") as service:` starts the service in that data mode."""
+    return lambda mode="shared", **overrides: running(settings_for(mode, **overrides))

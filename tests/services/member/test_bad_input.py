@@ -1,0 +1,89 @@
+"""Bad input gets the monolith's 4xx envelopes from the member service too, and changes
+nothing in either DB. The member cases are the monolith's own table, so the two cannot drift."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+from fastapi.routing import APIRoute
+
+from libs.response import is_valid_envelope
+from services.member.adapters.tables import metadata
+from services.member.entrypoints.app import create_app
+from tests.monolith.test_bad_input_contract import CASES as MONOLITH_CASES
+from tests.services.member.conftest import ADMIN, auth
+
+MEMBER_CASES = [c for c in MONOLITH_CASES if c[0] and c[0].startswith("/api/members")]
+ADMIN_CASES = [
+    ("/admin/data-mode", "GET", "/admin/data-mode", {"admin": None}, 401, "UNAUTHENTICATED"),
+    (
+        "/admin/data-mode",
+        "GET",
+        "/admin/data-mode",
+        {"admin": {"Authorization": "Bearer wrong"}},
+        403,
+        "FORBIDDEN",
+    ),
+    (
+        "/admin/data-mode",
+        "PUT",
+        "/admin/data-mode",
+        {"json": {"mode": "x"}},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    ("/admin/data-mode", "PUT", "/admin/data-mode", {"json": {}}, 422, "VALIDATION_FAILED"),
+    (
+        "/admin/data-mode",
+        "PUT",
+        "/admin/data-mode",
+        {"json": {"mode": "single"}},
+        409,
+        "MODE_STEP_REFUSED",
+    ),
+    (None, "GET", "/api/nowhere", {}, 404, "NOT_FOUND"),
+]
+CASES = MEMBER_CASES + ADMIN_CASES
+
+
+def snapshot(engine: sa.Engine) -> dict[str, list]:
+    with engine.connect() as conn:
+        return {t.name: conn.execute(sa.select(t)).all() for t in metadata.sorted_tables}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_every_route_answers_bad_input_with_a_4xx_envelope_and_changes_nothing(member_service):
+    with member_service("shared") as service:
+        token = service.token(service.signup("Kim")[0])
+        before = (snapshot(service.legacy), snapshot(service.new))
+        failures = []
+        for _, method, path, kwargs, status, code in CASES:
+            kwargs = dict(kwargs)
+            headers = {**kwargs.pop("headers", {})}
+            admin = kwargs.pop("admin", ADMIN)
+            if path.startswith("/admin"):
+                headers |= admin or {}
+            elif kwargs.pop("auth", True):
+                headers |= auth(token)
+            reply = service.http.request(method, path, headers=headers, **kwargs)
+            body = reply.json()
+            got = (reply.status_code, (body.get("error") or {}).get("code"))
+            if got != (status, code) or not is_valid_envelope(body):
+                failures.append(
+                    f"{method} {path}: expected {status} {code}, got {json.dumps(body)}"
+                )
+            elif reply.headers.get("X-Served-By") != "member-service":
+                failures.append(f"{method} {path}: missing X-Served-By")
+        assert failures == []
+        assert (snapshot(service.legacy), snapshot(service.new)) == before
+
+
+def test_the_bad_input_table_covers_every_route_of_the_member_service(tmp_path):
+    from infra.settings import Settings
+
+    app = create_app(Settings(data_dir=tmp_path))
+    routes = {r.path for r in app.routes if isinstance(r, APIRoute)}
+    routes = {r for r in routes if r.startswith(("/api", "/admin"))}
+    assert routes <= {case[0] for case in CASES}
