@@ -1,37 +1,8 @@
-"""Alembic environment for the legacy DB. Runs on a connection handed in by
-`monolith.adapters.migrate`, or on `sqlalchemy.url` from the command line."""
+"""Alembic environment for the legacy DB (see libs/migrations.py)."""
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
 
+from libs.migrations import run_env
 from monolith.adapters.tables import metadata
 
-config = context.config
-
-
-def run() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        _migrate(connection)
-        return
-    engine = engine_from_config(
-        config.get_section(config.config_ini_section, {}),
-        prefix="sqlalchemy.",
-        poolclass=pool.NullPool,
-    )
-    with engine.connect() as conn:
-        _migrate(conn)
-
-
-def _migrate(connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=metadata,
-        render_as_batch=True,
-        transaction_per_migration=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-run()
+run_env(context, metadata)

@@ -5,16 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
+
+from libs import migrations
 
 HERE = Path(__file__).resolve().parent.parent
 
 
 def upgrade(engine: sa.Engine) -> None:
-    config = Config(str(HERE / "alembic.ini"))
-    config.set_main_option("script_location", str(HERE / "migrations"))
-    with engine.connect() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
-        conn.commit()
+    migrations.upgrade(engine, HERE)
