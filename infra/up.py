@@ -26,6 +26,8 @@ def run_up(settings: Settings) -> int:
     print(f"{'process':<16} {'url':<26} owns")
     for name, child in supervisor.children.items():
         print(f"{name:<16} {child.url:<26} {PROCESSES[name].owns}")
+    if "gateway" in supervisor.children:
+        print(f"\nmigration console: {console_url(settings)}")
     print(
         f"\nmetrics at <url>/metrics, health at <url>/health/ready; "
         f"logs in {settings.data_dir / 'logs'}\nCtrl-C stops everything gracefully."
@@ -38,3 +40,10 @@ def run_up(settings: Settings) -> int:
     codes = supervisor.stop()
     print("stopped: " + ", ".join(f"{name} exit {code}" for name, code in codes.items()))
     return 0 if all(code == 0 for code in codes.values()) else 1
+
+
+def console_url(settings: Settings) -> str:
+    """The console's address; outside production it carries the admin token in the fragment
+    (which never leaves the browser), so a newcomer lands on the live page."""
+    url = f"{settings.url(settings.gateway_port)}/console"
+    return url if settings.env == "production" else f"{url}#token={settings.gateway_admin_token}"

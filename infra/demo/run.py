@@ -160,7 +160,7 @@ def _print(drive: Drive, workers: int, rounds: int) -> int:
         f"({len(drive.checks) - failed}/{len(drive.checks)} invariants hold)"
     )
     print(
-        "Next: .venv/bin/shop up, then open http://127.0.0.1:8000/console and "
-        "read docs/stages/00-monolith.md"
+        "Next: .venv/bin/shop up (it prints the migration console's address) and read "
+        "docs/stages/00-monolith.md"
     )
     return 0 if not failed else 1

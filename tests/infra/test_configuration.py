@@ -42,3 +42,16 @@ def test_a_short_secret_is_refused_everywhere():
 
 def test_the_default_legacy_db_is_a_sqlite_file_under_the_data_dir(tmp_path):
     assert Settings(data_dir=tmp_path).legacy_db_url == f"sqlite:///{tmp_path / 'legacy.db'}"
+
+
+def test_shop_up_gives_the_console_address_with_the_token_only_outside_production():
+    from infra.up import console_url
+
+    dev = Settings()
+    assert console_url(dev) == f"http://127.0.0.1:8000/console#token={dev.gateway_admin_token}"
+    prod = Settings(
+        env="production",
+        jwt_secret="a-real-secret-of-at-least-32-characters!",
+        gateway_admin_token="a-real-admin-token-for-production-use",
+    )
+    assert console_url(prod) == "http://127.0.0.1:8000/console"
