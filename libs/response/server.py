@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs import context
 from libs.asgi import ResponseWatch
+from libs.errors import DomainError
 from libs.response.envelope import (
     ApiError,
     envelope,
@@ -46,6 +47,7 @@ def install_envelope(app: FastAPI, service_name: str) -> None:
     """Exception handlers for every error FastAPI/Starlette can raise, plus the request-id and
     served-by headers. Call before adding other middleware: the context must be outermost."""
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(UnhandledErrorGuard)
@@ -116,6 +118,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return error_response(exc.status, exc.code, exc.message)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monolith.domain.errors import Conflict, Invalid
+from libs.errors import Conflict, Invalid
 
 PLACED, PAID, CANCELLED, REFUNDED = "PLACED", "PAID", "CANCELLED", "REFUNDED"
 HOLDS_STOCK = (PLACED, PAID)

@@ -3,7 +3,7 @@ reverses whichever happened."""
 
 from __future__ import annotations
 
-from monolith.domain.errors import Conflict
+from libs.errors import Conflict
 
 CARD, POINTS = "card", "points"
 CAPTURED, REFUNDED = "CAPTURED", "REFUNDED"

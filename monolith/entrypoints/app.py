@@ -6,20 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from infra.settings import Settings
 from libs.auth import TokenIssuer
-from libs.response.server import error_response
 from libs.routing.forwarding import install_forwarding
 from libs.service import ServiceOptions, create_service_app
 from monolith.adapters.db import make_engine
 from monolith.adapters.migrate import upgrade
-from monolith.domain.errors import DomainError
 from monolith.entrypoints.routes import members, orders, payments, products
 from monolith.seed import seed_catalogue
-
-STATUS_OF_KIND = {"invalid": 422, "not_found": 404, "conflict": 409, "unauthorized": 401}
 
 
 def create_app(settings: Settings, *, seed: bool = True) -> FastAPI:
@@ -40,7 +36,6 @@ def create_app(settings: Settings, *, seed: bool = True) -> FastAPI:
         ServiceOptions("monolith", server_limit_seconds=settings.monolith_server_limit), lifespan
     )
     app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds)
-    app.add_exception_handler(DomainError, _domain_error)
     for module in (members, products, orders, payments):
         app.include_router(module.router)
     install_forwarding(
@@ -57,8 +52,3 @@ def create_app(settings: Settings, *, seed: bool = True) -> FastAPI:
 def _ping(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
-
-
-async def _domain_error(_: Request, exc: Exception):
-    assert isinstance(exc, DomainError)
-    return error_response(STATUS_OF_KIND[exc.kind], exc.code, exc.message)

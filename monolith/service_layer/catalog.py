@@ -6,8 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from libs.errors import NotFound
 from monolith.adapters.tables import products
-from monolith.domain.errors import NotFound
 from monolith.service_layer.unit_of_work import UnitOfWork
 
 COLUMNS = (products.c.id, products.c.sku, products.c.name, products.c.price, products.c.stock)

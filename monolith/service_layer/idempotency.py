@@ -12,8 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from libs.errors import Invalid
 from monolith.adapters.tables import idempotency_keys
-from monolith.domain.errors import Invalid
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from libs.auth import hash_password, verify_password
+from libs.errors import Conflict, NotFound, Unauthorized
 from monolith.adapters.tables import members, point_ledger
-from monolith.domain.errors import Conflict, NotFound, Unauthorized
 from monolith.service_layer import commands
 from monolith.service_layer.unit_of_work import UnitOfWork
 

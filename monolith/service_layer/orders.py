@@ -8,9 +8,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from libs.errors import Conflict, NotFound
 from monolith.adapters.tables import order_lines, orders, products
 from monolith.domain import orders as domain
-from monolith.domain.errors import Conflict, NotFound
 from monolith.service_layer import commands
 from monolith.service_layer.unit_of_work import UnitOfWork
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from libs.errors import NotFound
 from monolith.adapters.tables import members, payments
 from monolith.domain import orders as order_rules
 from monolith.domain import payments as rules
-from monolith.domain.errors import NotFound
 from monolith.service_layer import commands, idempotency
 from monolith.service_layer.idempotency import Outcome
 from monolith.service_layer.members import change_points

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
+from libs.errors import Conflict
 from libs.response import ok
 from libs.service import ServiceOptions, create_service_app
 from libs.timeouts import DEADLINE_HEADER, CallTimeouts, make_http_client
@@ -26,6 +27,10 @@ def _app(limit: float = 0.5):
     @app.get("/echo-headers")
     async def echo(request: Request):
         return ok(dict(request.headers))
+
+    @app.get("/conflict")
+    def conflict():
+        raise Conflict("ORDER_PAID", "The order is paid.")
 
     @app.get("/crash")
     def crash():
@@ -52,6 +57,16 @@ def test_a_shorter_propagated_deadline_shrinks_the_server_limit(probe):
     reply = probe.get("/sleep/0.2", headers={DEADLINE_HEADER: "50"})
     assert reply.status_code == 504
     assert reply.json()["error"]["details"] == [{"limit_seconds": 0.05}]
+
+
+def test_a_domain_error_becomes_the_envelope_of_its_kind(probe):
+    reply = probe.get("/conflict")
+    assert reply.status_code == 409
+    assert reply.json()["error"] == {
+        "code": "ORDER_PAID",
+        "message": "The order is paid.",
+        "details": [],
+    }
 
 
 def test_a_crash_is_a_500_envelope(probe):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from libs.errors import Conflict, Invalid
 from monolith.domain import orders, payments
-from monolith.domain.errors import Conflict, Invalid
 
 
 def test_an_order_total_is_the_sum_of_its_lines():

@@ -1,28 +1,10 @@
-"""Domain errors of the member service. They name what went wrong in the member domain's
-words; the HTTP and gRPC layers map the kind to a status."""
+"""Errors of the member domain, built on the shared kinds in libs/errors.py."""
 
 from __future__ import annotations
 
+from libs.errors import Conflict, DomainError, NotFound, Unauthorized
 
-class DomainError(Exception):
-    kind = "invalid"  # one of: invalid, not_found, conflict, unauthorized
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class NotFound(DomainError):
-    kind = "not_found"
-
-
-class Conflict(DomainError):
-    kind = "conflict"
-
-
-class Unauthorized(DomainError):
-    kind = "unauthorized"
+__all__ = ["Conflict", "DomainError", "NotFound", "Unauthorized", "member_not_found"]
 
 
 def member_not_found(member_id: int) -> NotFound:

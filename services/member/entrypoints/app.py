@@ -6,17 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from infra.settings import Settings
 from libs.auth import TokenIssuer
-from libs.response.server import error_response
 from libs.service import ServiceOptions, create_service_app
-from services.member.domain.errors import DomainError
 from services.member.entrypoints.routes import admin, members
 from services.member.entrypoints.runtime import member_runtime, ping
-
-STATUS_OF_KIND = {"invalid": 422, "not_found": 404, "conflict": 409, "unauthorized": 401}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -33,12 +29,6 @@ def create_app(settings: Settings) -> FastAPI:
     app = create_service_app(options, lifespan)
     app.state.tokens = tokens
     app.state.admin_token = settings.gateway_admin_token
-    app.add_exception_handler(DomainError, _domain_error)
     app.include_router(members.router)
     app.include_router(admin.router)
     return app
-
-
-async def _domain_error(_: Request, exc: Exception):
-    assert isinstance(exc, DomainError)
-    return error_response(STATUS_OF_KIND[exc.kind], exc.code, exc.message)
