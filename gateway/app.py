@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.gateway_metrics = GatewayMetrics(app.state.metrics.registry)
     # Added last, so it runs first: proxied traffic never enters the gateway's own stack.
     app.add_middleware(EdgeProxy)
-    app.state.admin_token = settings.gateway_admin_token
+    app.state.admin_token = settings.admin_token
     app.include_router(admin_router(ramp_defaults(settings)))
     app.include_router(console_router())
     return app

@@ -23,7 +23,7 @@ class Admin:
         settings = Settings()
         self.client = httpx.Client(
             base_url=url or settings.url(settings.gateway_port),
-            headers={"Authorization": f"Bearer {token or settings.gateway_admin_token}"},
+            headers={"Authorization": f"Bearer {token or settings.admin_token}"},
             timeout=httpx.Timeout(10.0, connect=2.0),
         )
 
@@ -48,9 +48,7 @@ class Admin:
 
 
 def admin_options(command):
-    command = click.option("--token", envvar="SHOP_GATEWAY_ADMIN_TOKEN", help="Admin token.")(
-        command
-    )
+    command = click.option("--token", envvar="SHOP_ADMIN_TOKEN", help="Admin token.")(command)
     return click.option("--url", envvar="SHOP_GATEWAY_URL", help="Gateway base URL.")(command)
 
 

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from libs.timeouts import CallTimeouts
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
-DEV_GATEWAY_ADMIN_TOKEN = "dev-only-gateway-admin-token"
+DEV_ADMIN_TOKEN = "dev-only-admin-token"
 
 
 class Settings(BaseSettings):
@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # Members' tokens: the monolith signs them; extracted services must accept the same.
     jwt_secret: str = DEV_JWT_SECRET
     token_ttl_seconds: int = Field(3600, gt=0)
+    # Bearer token of every admin API (gateway routes and ramps, the member service's data
+    # mode) and of the migration console.
+    admin_token: str = DEV_ADMIN_TOKEN
 
     # Graceful shutdown: keep answering not-ready for drain_delay, then stop accepting and
     # give in-flight work up to shutdown_grace to finish.
@@ -60,7 +63,6 @@ class Settings(BaseSettings):
     # The gateway's own answer limit: above every route's read timeout, so a slow backend
     # gets a 504 envelope from the gateway rather than the caller giving up first.
     gateway_server_limit: float = Field(8.0, gt=0)
-    gateway_admin_token: str = DEV_GATEWAY_ADMIN_TOKEN
     # Backend name -> base URL, overriding the defaults built from each process's port.
     gateway_backends: dict[str, str] = Field(default_factory=dict)
     gateway_state_file: Path | None = None  # default: SHOP_DATA_DIR/gateway-state.json
@@ -93,8 +95,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_dev_admin_token_in_production(self) -> Settings:
-        if self.env == "production" and self.gateway_admin_token == DEV_GATEWAY_ADMIN_TOKEN:
-            raise ValueError("SHOP_GATEWAY_ADMIN_TOKEN must be set to a real token in production")
+        if self.env == "production" and self.admin_token == DEV_ADMIN_TOKEN:
+            raise ValueError("SHOP_ADMIN_TOKEN must be set to a real token in production")
         if self.gateway_read_timeout >= self.gateway_server_limit:
             raise ValueError("SHOP_GATEWAY_READ_TIMEOUT must be below SHOP_GATEWAY_SERVER_LIMIT")
         return self

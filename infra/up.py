@@ -46,4 +46,4 @@ def console_url(settings: Settings) -> str:
     """The console's address; outside production it carries the admin token in the fragment
     (which never leaves the browser), so a newcomer lands on the live page."""
     url = f"{settings.url(settings.gateway_port)}/console"
-    return url if settings.env == "production" else f"{url}#token={settings.gateway_admin_token}"
+    return url if settings.env == "production" else f"{url}#token={settings.admin_token}"

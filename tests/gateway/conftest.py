@@ -89,7 +89,7 @@ def backends() -> Iterator[dict[str, Backend]]:
 def gateway_settings(tmp_path: Path, backends: dict[str, Backend], **overrides) -> Settings:
     values: dict[str, Any] = {
         "data_dir": tmp_path,
-        "gateway_admin_token": ADMIN_TOKEN,
+        "admin_token": ADMIN_TOKEN,
         "gateway_backends": {name: b.url for name, b in backends.items()},
         **overrides,
     }

@@ -9,7 +9,7 @@ from tests.gateway.conftest import ADMIN_TOKEN, RunningGateway
 
 
 def shop(gateway: RunningGateway, *args: str):
-    env = {"SHOP_GATEWAY_URL": gateway.url, "SHOP_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
+    env = {"SHOP_GATEWAY_URL": gateway.url, "SHOP_ADMIN_TOKEN": ADMIN_TOKEN}
     return CliRunner().invoke(main, list(args), env=env)
 
 

@@ -31,7 +31,7 @@ NINE_TO_ONE = {
 def monolith_settings(tmp_path, backends: dict[str, Backend]) -> Settings:
     return Settings(
         data_dir=tmp_path,
-        gateway_admin_token=ADMIN_TOKEN,
+        admin_token=ADMIN_TOKEN,
         gateway_backends={"member-service": backends["member-service"].url},
         monolith_forwarding=NINE_TO_ONE,
     )
@@ -68,7 +68,7 @@ def test_the_gateway_in_front_of_the_real_monolith_passes_its_answers_through(tm
     with serving(create_monolith(monolith_settings)) as monolith_url:
         settings = Settings(
             data_dir=tmp_path / "gateway",
-            gateway_admin_token=ADMIN_TOKEN,
+            admin_token=ADMIN_TOKEN,
             gateway_backends={"monolith": monolith_url},
         )
         with serving(create_gateway(settings)) as url:

@@ -99,7 +99,7 @@ async def member_traffic(gateway: RunningGateway, members: int = 400):
 
 
 async def run_ramp(gateway: RunningGateway, plan: dict, limit: float = 30) -> dict:
-    headers = {"Authorization": f"Bearer {gateway_admin_token(gateway)}"}
+    headers = {"Authorization": f"Bearer {admin_token(gateway)}"}
     async with aiohttp.ClientSession(gateway.url, headers=headers) as admin:
         async with admin.post("/admin/ramps", json=plan) as started:
             assert started.status == 202, await started.text()
@@ -113,8 +113,8 @@ async def run_ramp(gateway: RunningGateway, plan: dict, limit: float = 30) -> di
     raise AssertionError(f"the ramp did not finish within {limit}s: {ramp}")
 
 
-def gateway_admin_token(gateway: RunningGateway) -> str:
-    return gateway.settings.gateway_admin_token
+def admin_token(gateway: RunningGateway) -> str:
+    return gateway.settings.admin_token
 
 
 async def test_a_healthy_candidate_is_ramped_to_one_hundred_percent(gateway: RunningGateway):
@@ -156,7 +156,7 @@ async def test_a_ramp_without_traffic_stalls_instead_of_failing(gateway: Running
 
 
 async def test_a_second_ramp_on_the_same_route_is_refused_while_one_runs(gateway: RunningGateway):
-    headers = {"Authorization": f"Bearer {gateway_admin_token(gateway)}"}
+    headers = {"Authorization": f"Bearer {admin_token(gateway)}"}
     plan = {**FAST_RAMP, "interval_seconds": 5}
     async with aiohttp.ClientSession(gateway.url, headers=headers) as admin:
         async with admin.post("/admin/ramps", json=plan) as first:

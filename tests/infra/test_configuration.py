@@ -26,12 +26,12 @@ def test_production_refuses_the_development_secret():
     Settings(
         env="production",
         jwt_secret="a-real-secret-of-at-least-32-characters!",
-        gateway_admin_token="a-real-admin-token",
+        admin_token="a-real-admin-token",
     )
 
 
-def test_production_refuses_the_development_gateway_admin_token():
-    with pytest.raises(ValidationError, match="SHOP_GATEWAY_ADMIN_TOKEN"):
+def test_production_refuses_the_development_admin_token():
+    with pytest.raises(ValidationError, match="SHOP_ADMIN_TOKEN"):
         Settings(env="production", jwt_secret="a-real-secret-of-at-least-32-characters!")
 
 
@@ -48,10 +48,10 @@ def test_shop_up_gives_the_console_address_with_the_token_only_outside_productio
     from infra.up import console_url
 
     dev = Settings()
-    assert console_url(dev) == f"http://127.0.0.1:8000/console#token={dev.gateway_admin_token}"
+    assert console_url(dev) == f"http://127.0.0.1:8000/console#token={dev.admin_token}"
     prod = Settings(
         env="production",
         jwt_secret="a-real-secret-of-at-least-32-characters!",
-        gateway_admin_token="a-real-admin-token-for-production-use",
+        admin_token="a-real-admin-token-for-production-use",
     )
     assert console_url(prod) == "http://127.0.0.1:8000/console"

@@ -28,7 +28,7 @@ def create_app(settings: Settings) -> FastAPI:
     options = ServiceOptions("member-service", server_limit_seconds=settings.member_server_limit)
     app = create_service_app(options, lifespan)
     app.state.tokens = tokens
-    app.state.admin_token = settings.gateway_admin_token
+    app.state.admin_token = settings.admin_token
     app.include_router(members.router)
     app.include_router(admin.router)
     return app

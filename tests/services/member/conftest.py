@@ -13,7 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from infra.settings import DEV_GATEWAY_ADMIN_TOKEN, Settings
+from infra.settings import DEV_ADMIN_TOKEN, Settings
 from infra.supervisor import free_port
 from monolith.adapters.db import make_engine
 from monolith.adapters.migrate import upgrade as upgrade_legacy
@@ -22,7 +22,7 @@ from services.member.entrypoints.app import create_app
 from tests.support.servers import serving
 
 PASSWORD = "password-123"
-ADMIN = {"Authorization": f"Bearer {DEV_GATEWAY_ADMIN_TOKEN}"}
+ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
 
 
 @dataclass
