@@ -14,8 +14,8 @@ from infra.demo.load import LoadResult, run_load
 from infra.processes import PROCESSES
 from infra.settings import Settings
 from infra.supervisor import Supervisor, free_port
+from libs.db import make_engine
 from monolith import invariants
-from monolith.adapters.db import make_engine
 
 
 @dataclass

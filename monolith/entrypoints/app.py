@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import sqlalchemy as sa
 from fastapi import FastAPI
 
 from infra.settings import Settings
 from libs.auth import TokenIssuer
+from libs.db import make_engine, ping
 from libs.routing.forwarding import install_forwarding
 from libs.service import ServiceOptions, create_service_app
-from monolith.adapters.db import make_engine
 from monolith.adapters.migrate import upgrade
 from monolith.entrypoints.routes import members, orders, payments, products
 from monolith.seed import seed_catalogue
@@ -26,7 +25,7 @@ def create_app(settings: Settings, *, seed: bool = True) -> FastAPI:
         if seed:
             seed_catalogue(engine)
         app.state.engine = engine
-        app.state.readiness.add_check("legacy_db", lambda: _ping(engine))
+        app.state.readiness.add_check("legacy_db", lambda: ping(engine))
         try:
             yield
         finally:
@@ -47,8 +46,3 @@ def create_app(settings: Settings, *, seed: bool = True) -> FastAPI:
         settings.gateway_timeouts,
     )
     return app
-
-
-def _ping(engine: sa.Engine) -> None:
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT 1"))

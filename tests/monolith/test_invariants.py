@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from libs.db import make_engine
 from monolith import invariants
-from monolith.adapters.db import make_engine
 from monolith.adapters.migrate import upgrade
 from monolith.adapters.tables import members, orders, products
 from monolith.domain.orders import LineRequest

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from monolith.adapters.db import make_engine
+from libs.db import make_engine
 from monolith.adapters.migrate import downgrade, upgrade
 from monolith.adapters.tables import metadata
 

@@ -10,9 +10,10 @@ from fastapi import FastAPI
 
 from infra.settings import Settings
 from libs.auth import TokenIssuer
+from libs.db import ping
 from libs.service import ServiceOptions, create_service_app
 from services.member.entrypoints.routes import admin, members
-from services.member.entrypoints.runtime import member_runtime, ping
+from services.member.entrypoints.runtime import member_runtime
 
 
 def create_app(settings: Settings) -> FastAPI:

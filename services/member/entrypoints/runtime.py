@@ -8,14 +8,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
 from infra.settings import Settings
 from libs.auth import TokenIssuer
+from libs.db import make_engine
 from libs.dualwrite import DualWriter, Mode, ModeSwitch, SyncJob, frozen_tables
 from services.member.adapters.data import MemberData
-from services.member.adapters.db import make_engine
 from services.member.adapters.migrate import upgrade
 from services.member.adapters.migration import MEMBERS
 from services.member.entrypoints.grpc_server import start_grpc
@@ -80,8 +79,3 @@ def _refuse_frozen_legacy(writer: DualWriter, mode: Mode) -> None:
             f"cannot start in {mode} mode: the legacy tables {frozen} are frozen by single "
             "write; start in single mode (and switch to dual to roll back)"
         )
-
-
-def ping(engine: sa.Engine) -> None:
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT 1"))

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from infra.settings import DEV_ADMIN_TOKEN, Settings
 from infra.supervisor import free_port
-from monolith.adapters.db import make_engine
+from libs.db import make_engine
 from monolith.adapters.migrate import upgrade as upgrade_legacy
 from services.member.adapters.data import MemberData
 from services.member.entrypoints.app import create_app

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from services.member.adapters.db import make_engine
+from libs.db import make_engine
 from services.member.adapters.migrate import upgrade
 from services.member.adapters.tables import legacy_metadata, metadata
 
