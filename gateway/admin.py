@@ -3,7 +3,6 @@ and the live status the console polls. Every call needs the admin bearer token."
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Annotated, Any
 
@@ -13,31 +12,15 @@ from gateway.ramp import parse_plan
 from gateway.ramp_runner import RampRunning
 from gateway.registry import VersionConflict
 from gateway.runtime import Gateway
+from libs.admin import Actor
 from libs.response import ApiError, ok
 from libs.routing import InvalidRouteTable, RouteTable
-
-
-def require_admin(request: Request) -> str:
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise ApiError(
-            401,
-            "UNAUTHORIZED",
-            "The admin API needs 'Authorization: Bearer <admin token>'.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    token: str = request.app.state.admin_token
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise ApiError(403, "FORBIDDEN", "The admin token is not valid.")
-    client = request.client.host if request.client else "unknown"
-    return f"admin@{client}"
 
 
 def current_gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
-Actor = Annotated[str, Depends(require_admin)]
 GatewayDep = Annotated[Gateway, Depends(current_gateway)]
 
 

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     monolith_port: int = 8001
     monolith_db_url: str | None = None
     monolith_server_limit: float = Field(5.0, gt=0)
+    # The member service's gRPC address, for points once the member service owns them (stage
+    # 3 on); default: this host at SHOP_MEMBER_GRPC_PORT. Each call's deadline in seconds, and
+    # how often the outbox relay retries points changes not yet delivered.
+    monolith_member_grpc: str | None = None
+    monolith_member_timeout: float = Field(2.0, gt=0)
+    monolith_points_relay_interval: float = Field(1.0, gt=0)
 
     # --- member service (the first extraction) ---
     member_port: int = 8011
@@ -97,6 +103,10 @@ class Settings(BaseSettings):
     def _refuse_dev_admin_token_in_production(self) -> Settings:
         if self.env == "production" and self.admin_token == DEV_ADMIN_TOKEN:
             raise ValueError("SHOP_ADMIN_TOKEN must be set to a real token in production")
+        if self.monolith_member_timeout >= self.monolith_server_limit:
+            raise ValueError(
+                "SHOP_MONOLITH_MEMBER_TIMEOUT must be below SHOP_MONOLITH_SERVER_LIMIT"
+            )
         if self.gateway_read_timeout >= self.gateway_server_limit:
             raise ValueError("SHOP_GATEWAY_READ_TIMEOUT must be below SHOP_GATEWAY_SERVER_LIMIT")
         return self
@@ -104,6 +114,10 @@ class Settings(BaseSettings):
     @cached_property
     def legacy_db_url(self) -> str:
         return self.monolith_db_url or f"sqlite:///{self.data_dir / 'legacy.db'}"
+
+    @property
+    def member_grpc_target(self) -> str:
+        return self.monolith_member_grpc or f"{self.host}:{self.member_grpc_port}"
 
     @cached_property
     def member_db(self) -> str:

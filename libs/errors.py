@@ -36,3 +36,9 @@ class Unauthorized(DomainError):
     """Credentials are wrong (401)."""
 
     status = 401
+
+
+class Unavailable(DomainError):
+    """Another service this one depends on did not answer (503); the caller may retry."""
+
+    status = 503

@@ -55,3 +55,12 @@ class OrderCreate(Body):
 class PaymentCreate(Body):
     order_id: EntityId
     method: Literal["card", "points"] = "card"
+
+
+class FeatureChange(Body):
+    """Feature name -> new value, e.g. {"features": {"members": "read-only"}}."""
+
+    features: Annotated[
+        dict[str, Annotated[str, StringConstraints(max_length=40)]],
+        Field(min_length=1, max_length=10),
+    ]

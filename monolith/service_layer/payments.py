@@ -1,6 +1,9 @@
 """Payment handlers. The order row is locked first, then the idempotency key is looked up, so
 two concurrent retries of one payment queue behind each other and the second replays the
-first's result instead of failing or charging again."""
+first's result instead of failing or charging again.
+
+Points move through `points` (service_layer/points.py): in this transaction on the legacy
+member tables, or, once the member service owns them, as an outbox row in this transaction."""
 
 from __future__ import annotations
 
@@ -10,18 +13,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from libs.errors import NotFound
-from monolith.adapters.tables import members, payments
+from monolith.adapters.tables import payments
 from monolith.domain import orders as order_rules
 from monolith.domain import payments as rules
 from monolith.service_layer import commands, idempotency
 from monolith.service_layer.idempotency import Outcome
-from monolith.service_layer.members import change_points
 from monolith.service_layer.orders import load as load_order
 from monolith.service_layer.orders import restore_stock, set_status
+from monolith.service_layer.points import Points
 from monolith.service_layer.unit_of_work import UnitOfWork
 
 
-def pay(cmd: commands.Pay, uow: UnitOfWork) -> Outcome:
+def pay(cmd: commands.Pay, uow: UnitOfWork, points: Points) -> Outcome:
     request_hash = idempotency.fingerprint("pay", order_id=cmd.order_id, method=cmd.method)
     with uow:
         order = load_order(uow.conn, cmd.order_id, cmd.member_id, lock=True)
@@ -33,14 +36,11 @@ def pay(cmd: commands.Pay, uow: UnitOfWork) -> Outcome:
         order_rules.ensure_payable(order["status"])
         spent = rules.points_spent(cmd.method, order["total"])
         if spent:
-            balance = uow.conn.scalar(
-                sa.select(members.c.points).where(members.c.id == cmd.member_id)
-            )
-            rules.ensure_can_spend(balance or 0, spent)
+            rules.ensure_can_spend(points.balance(uow.conn, cmd.member_id), spent)
         payment_id = _insert_payment(uow.conn, cmd, order["total"], spent)
         earned = rules.points_earned(cmd.method, order["total"])
         if spent or earned:
-            change_points(uow.conn, cmd.member_id, earned - spent, "pay", payment_id)
+            points.change(uow.conn, cmd.member_id, earned - spent, "pay", payment_id)
         set_status(uow.conn, cmd.order_id, order_rules.PAID)
         outcome = Outcome(201, idempotency.jsonable(_get(uow.conn, payment_id, cmd.member_id)))
         idempotency.remember(
@@ -50,7 +50,7 @@ def pay(cmd: commands.Pay, uow: UnitOfWork) -> Outcome:
     return outcome
 
 
-def refund(cmd: commands.Refund, uow: UnitOfWork) -> Outcome:
+def refund(cmd: commands.Refund, uow: UnitOfWork, points: Points) -> Outcome:
     request_hash = idempotency.fingerprint("refund", payment_id=cmd.payment_id)
     with uow:
         payment = _get(uow.conn, cmd.payment_id, cmd.member_id, lock=True)
@@ -63,12 +63,9 @@ def refund(cmd: commands.Refund, uow: UnitOfWork) -> Outcome:
         order = load_order(uow.conn, payment["order_id"], cmd.member_id, lock=True)
         reverse = payment["points_spent"] - payment["points_earned"]
         if reverse < 0:
-            balance = uow.conn.scalar(
-                sa.select(members.c.points).where(members.c.id == cmd.member_id)
-            )
-            rules.ensure_can_take_back(balance or 0, -reverse)
+            rules.ensure_can_take_back(points.balance(uow.conn, cmd.member_id), -reverse)
         if reverse:
-            change_points(uow.conn, cmd.member_id, reverse, "refund", cmd.payment_id)
+            points.change(uow.conn, cmd.member_id, reverse, "refund", cmd.payment_id)
         uow.conn.execute(
             payments.update()
             .where(payments.c.id == cmd.payment_id)

@@ -21,6 +21,8 @@ CHANNEL_OPTIONS = (
 
 
 class MemberClient:
+    """For asyncio callers."""
+
     def __init__(self, target: str, *, timeout: float) -> None:
         self.target, self.timeout = target, timeout
         self._channel: grpc.aio.Channel | None = None
@@ -49,3 +51,29 @@ class MemberClient:
         request = member_pb2.VerifyTokenRequest(token=token)
         reply = await self._stub.VerifyToken(request, timeout=self.timeout)
         return reply.member_id
+
+
+class BlockingMemberClient:
+    """The same calls for callers that run in threads, as the monolith's handlers do. One
+    channel, shared by every thread, until `close()`."""
+
+    def __init__(self, target: str, *, timeout: float) -> None:
+        self.target, self.timeout = target, timeout
+        self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._stub = member_pb2_grpc.MemberServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def get_member(self, member_id: int) -> member_pb2.Member:
+        request = member_pb2.GetMemberRequest(member_id=member_id)
+        return self._stub.GetMember(request, timeout=self.timeout)
+
+    def adjust_points(
+        self, member_id: int, delta: int, reason: str, payment_id: int
+    ) -> member_pb2.AdjustPointsResponse:
+        """Idempotent on (payment_id, reason): safe to repeat after a lost answer."""
+        request = member_pb2.AdjustPointsRequest(
+            member_id=member_id, delta=delta, reason=reason, payment_id=payment_id
+        )
+        return self._stub.AdjustPoints(request, timeout=self.timeout)

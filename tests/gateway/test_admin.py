@@ -23,7 +23,7 @@ def test_the_admin_api_without_a_token_is_a_401_envelope(gateway: RunningGateway
     answer = httpx.get(f"{gateway.url}/admin/routes")
     assert answer.status_code == 401
     assert answer.headers["www-authenticate"] == "Bearer"
-    assert is_valid_envelope(answer.json()) and answer.json()["error"]["code"] == "UNAUTHORIZED"
+    assert is_valid_envelope(answer.json()) and answer.json()["error"]["code"] == "UNAUTHENTICATED"
 
 
 def test_the_admin_api_with_a_wrong_token_is_a_403_envelope(gateway: RunningGateway):

@@ -7,6 +7,7 @@ import json
 
 from fastapi.routing import APIRoute
 
+from infra.settings import DEV_ADMIN_TOKEN
 from libs.response import is_valid_envelope
 from monolith.entrypoints.app import create_app
 from tests.monolith.conftest import Shop
@@ -225,6 +226,41 @@ CASES = [
         422,
         "VALIDATION_FAILED",
     ),
+    ("/admin/features", "GET", "/admin/features", {}, 403, "FORBIDDEN"),
+    ("/admin/features", "GET", "/admin/features", {"auth": False}, 401, "UNAUTHENTICATED"),
+    (
+        "/admin/features",
+        "PUT",
+        "/admin/features",
+        {"json": {"features": {"members": "gone"}}, "admin": True},
+        422,
+        "INVALID_FEATURE_VALUE",
+    ),
+    (
+        "/admin/features",
+        "PUT",
+        "/admin/features",
+        {"json": {"features": {"members": "retired", "orders": "off"}}, "admin": True},
+        422,
+        "UNKNOWN_FEATURE",
+    ),
+    (
+        "/admin/features",
+        "PUT",
+        "/admin/features",
+        {"json": {"features": {}}, "admin": True},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    ("/admin/member-points", "GET", "/admin/member-points", {}, 403, "FORBIDDEN"),
+    (
+        "/admin/member-points/flush",
+        "POST",
+        "/admin/member-points/flush",
+        {"auth": False},
+        401,
+        "UNAUTHENTICATED",
+    ),
     (None, "GET", "/api/nowhere", {}, 404, "NOT_FOUND"),
 ]
 
@@ -237,7 +273,9 @@ def test_every_route_answers_bad_input_with_a_4xx_envelope_and_changes_nothing(s
     for _, method, path, kwargs, status, code in CASES:
         kwargs = dict(kwargs)
         headers = {**kwargs.pop("headers", {})}
-        if kwargs.pop("auth", True):
+        if kwargs.pop("admin", False):
+            headers |= {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
+        elif kwargs.pop("auth", True):
             headers |= shop.auth(token)
         reply = shop.http.request(method, path, headers=headers, **kwargs)
         body = reply.json() if reply.headers.get("content-type") == "application/json" else None
@@ -256,6 +294,10 @@ def test_the_bad_input_table_covers_every_route_of_the_monolith(tmp_path):
     from infra.settings import Settings
 
     app = create_app(Settings(data_dir=tmp_path))
-    routes = {r.path for r in app.routes if isinstance(r, APIRoute) and r.path.startswith("/api")}
+    routes = {
+        r.path
+        for r in app.routes
+        if isinstance(r, APIRoute) and r.path.startswith(("/api", "/admin"))
+    }
     covered = {case[0] for case in CASES}
     assert routes - covered == set()

@@ -62,4 +62,26 @@ def test_upgrading_twice_is_harmless(engine):
     upgrade(engine)
     upgrade(engine)
     with engine.connect() as conn:
-        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0002"
+        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0003"
+
+
+ORDER = (
+    "INSERT INTO orders (member_id, status, total, created_at, updated_at)"
+    " VALUES (999, 'PLACED', 1000, :now, :now)"
+)
+
+
+def test_migration_0003_lets_orders_name_a_member_the_legacy_db_never_had(engine):
+    """After the cutover a member signs up in the member DB only; the monolith must still
+    take their orders, so orders keep the id without a foreign key into legacy members."""
+    upgrade(engine, "0002")
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.text(ORDER), {"now": datetime.now(UTC)})
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text(ORDER), {"now": datetime.now(UTC)})
+        conn.execute(sa.text("DELETE FROM orders"))
+    downgrade(engine, "0002")
+    assert {"features", "member_points_outbox"}.isdisjoint(sa.inspect(engine).get_table_names())
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.text(ORDER), {"now": datetime.now(UTC)})

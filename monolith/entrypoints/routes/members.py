@@ -1,14 +1,21 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from libs.response import ApiError, ok
-from monolith.entrypoints.deps import CurrentMember, ReadUowDep, TokensDep, UowDep
+from monolith.entrypoints.deps import (
+    CurrentMember,
+    ReadUowDep,
+    TokensDep,
+    UowDep,
+    member_feature,
+)
 from monolith.entrypoints.schemas import LoginIn, MemberCreate, MemberUpdate
 from monolith.service_layer import commands
 from monolith.service_layer import members as handlers
 
-router = APIRouter(prefix="/api/members", tags=["members"])
+# Retired feature by feature as members move to the member service (features.py).
+router = APIRouter(prefix="/api/members", tags=["members"], dependencies=[Depends(member_feature)])
 
 
 @router.post("")

@@ -1,15 +1,29 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from libs.response import ok
-from monolith.entrypoints.deps import CurrentMember, IdempotencyKey, ReadUowDep, UowDep
+from monolith.entrypoints.deps import (
+    CurrentMember,
+    IdempotencyKey,
+    PointsDep,
+    ReadUowDep,
+    UowDep,
+)
 from monolith.entrypoints.schemas import PaymentCreate, PaymentIdPath
 from monolith.service_layer import commands
 from monolith.service_layer import payments as handlers
 from monolith.service_layer.idempotency import Outcome
+from monolith.service_layer.points import MemberServicePoints, Points
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
+
+
+def _deliver(request: Request, points: Points) -> None:
+    # The outbox row committed with the payment; delivering it now lets the member see the
+    # points at once. Failing here loses nothing: the relay retries in the background.
+    if isinstance(points, MemberServicePoints):
+        request.app.state.points_relay.flush()
 
 
 def _answer(outcome: Outcome):
@@ -18,8 +32,18 @@ def _answer(outcome: Outcome):
 
 
 @router.post("")
-def pay(body: PaymentCreate, member_id: CurrentMember, uow: UowDep, key: IdempotencyKey = None):
-    return _answer(handlers.pay(commands.Pay(member_id, body.order_id, body.method, key), uow))
+def pay(
+    request: Request,
+    body: PaymentCreate,
+    member_id: CurrentMember,
+    uow: UowDep,
+    points: PointsDep,
+    key: IdempotencyKey = None,
+):
+    cmd = commands.Pay(member_id, body.order_id, body.method, key)
+    outcome = handlers.pay(cmd, uow, points)
+    _deliver(request, points)
+    return _answer(outcome)
 
 
 @router.get("/{payment_id}")
@@ -29,6 +53,13 @@ def get_payment(payment_id: PaymentIdPath, member_id: CurrentMember, uow: ReadUo
 
 @router.post("/{payment_id}/refund")
 def refund(
-    payment_id: PaymentIdPath, member_id: CurrentMember, uow: UowDep, key: IdempotencyKey = None
+    request: Request,
+    payment_id: PaymentIdPath,
+    member_id: CurrentMember,
+    uow: UowDep,
+    points: PointsDep,
+    key: IdempotencyKey = None,
 ):
-    return _answer(handlers.refund(commands.Refund(member_id, payment_id, key), uow))
+    outcome = handlers.refund(commands.Refund(member_id, payment_id, key), uow, points)
+    _deliver(request, points)
+    return _answer(outcome)

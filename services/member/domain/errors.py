@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from libs.errors import Conflict, DomainError, NotFound, Unauthorized
+from libs.errors import Conflict, DomainError, Invalid, NotFound, Unauthorized
 
-__all__ = ["Conflict", "DomainError", "NotFound", "Unauthorized", "member_not_found"]
+__all__ = [
+    "Conflict",
+    "DomainError",
+    "Invalid",
+    "NotFound",
+    "Unauthorized",
+    "member_not_found",
+]
 
 
 def member_not_found(member_id: int) -> NotFound:

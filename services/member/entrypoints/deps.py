@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -42,13 +41,6 @@ def _current_member(
         ) from exc
 
 
-def _admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    token = _bearer(authorization, "The admin API needs 'Authorization: Bearer <admin token>'.")
-    if not hmac.compare_digest(token.encode(), request.app.state.admin_token.encode()):
-        raise ApiError(403, "FORBIDDEN", "The admin token is not valid.")
-
-
 DataDep = Annotated[MemberData, Depends(_data)]
 TokensDep = Annotated[TokenIssuer, Depends(_tokens)]
 CurrentMember = Annotated[int, Depends(_current_member)]
-Admin = Annotated[None, Depends(_admin)]

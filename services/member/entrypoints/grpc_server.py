@@ -11,8 +11,16 @@ import grpc
 from libs.auth import InvalidToken, TokenIssuer
 from protos.shop.member.v1 import member_pb2, member_pb2_grpc
 from services.member.adapters.data import MemberData
-from services.member.domain.errors import NotFound
+from services.member.domain.errors import Conflict, Invalid, NotFound
+from services.member.service_layer import commands
 from services.member.service_layer import members as handlers
+
+# Domain errors as gRPC status codes; anything else is INTERNAL, grpcio's default.
+STATUS = {
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    Conflict: grpc.StatusCode.FAILED_PRECONDITION,
+    Invalid: grpc.StatusCode.INVALID_ARGUMENT,
+}
 
 
 class MemberServicer(member_pb2_grpc.MemberServiceServicer):
@@ -25,6 +33,16 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
         except NotFound as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, exc.message)
         return to_message(member)
+
+    async def AdjustPoints(self, request, context: grpc.aio.ServicerContext):
+        cmd = commands.AdjustPoints(
+            request.member_id, request.delta, request.reason, request.payment_id
+        )
+        try:
+            result = await asyncio.to_thread(handlers.adjust_points, cmd, self.data)
+        except tuple(STATUS) as exc:
+            await context.abort(STATUS[type(exc)], f"{exc.code}: {exc.message}")
+        return member_pb2.AdjustPointsResponse(**result)
 
     async def VerifyToken(self, request, context: grpc.aio.ServicerContext):
         try:

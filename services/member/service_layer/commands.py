@@ -24,3 +24,14 @@ class UpdateProfile:
     member_id: int
     name: str | None = None
     phone: str | None = None
+
+
+@dataclass(frozen=True)
+class AdjustPoints:
+    """Another service's points change for one payment (the monolith's payments, until the
+    payment service owns them): idempotent on (payment_id, reason)."""
+
+    member_id: int
+    delta: int
+    reason: str
+    payment_id: int

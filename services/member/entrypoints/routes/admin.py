@@ -8,10 +8,11 @@ import json
 
 from fastapi import APIRouter
 
+from libs.admin import Actor as Admin
 from libs.dualwrite import DriftBlocksCutover, Mode
 from libs.dualwrite.twophase import PreparedTransactionsDisabled
 from libs.response import ApiError, ok
-from services.member.entrypoints.deps import Admin, DataDep
+from services.member.entrypoints.deps import DataDep
 from services.member.entrypoints.schemas import DataModeChange
 from services.member.service_layer import data_mode
 
