@@ -73,6 +73,50 @@ def up() -> None:
 
 main.add_command(broker)
 
+# The data migrations `shop reconcile` knows: name -> (spec, legacy DB URL, new DB URL).
+MIGRATIONS = {
+    "members": (
+        "services.member.adapters.migration:MEMBERS",
+        lambda s: s.legacy_db_url,
+        lambda s: s.member_db,
+    ),
+}
+
+
+@main.command()
+@click.argument("migration", type=click.Choice(sorted(MIGRATIONS)))
+@click.option(
+    "--direction",
+    type=click.Choice(["legacy->new", "new->legacy"]),
+    default="legacy->new",
+    show_default=True,
+    help="Which DB is the source of truth (new->legacy after single write).",
+)
+@click.option("--repair", is_flag=True, help="Copy the source's rows over drifting chunks.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def reconcile(ctx: click.Context, migration: str, direction: str, repair: bool, as_json: bool):
+    """Compare a migration's two DBs (counts, chunk checksums, sample rows); exit 1 on drift."""
+    from libs.dualwrite.cli import reconcile as reconcile_urls
+
+    settings = load_settings()
+    spec, legacy, new = MIGRATIONS[migration]
+    ctx.invoke(
+        reconcile_urls,
+        spec_path=spec,
+        legacy_url=legacy(settings),
+        new_url=new(settings),
+        direction=direction,
+        repair=repair,
+        chunk_size=1000,
+        as_json=as_json,
+    )
+
+
+from infra.stage_cli import stage  # noqa: E402
+
+main.add_command(stage)
+
 
 from gateway.cli import register as register_gateway_commands  # noqa: E402
 

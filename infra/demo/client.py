@@ -34,13 +34,16 @@ class Tally:
     requests: int = 0
     by_status: Counter = field(default_factory=Counter)
     served_by: Counter = field(default_factory=Counter)
+    by_route: Counter = field(default_factory=Counter)  # (first path segment after /api, backend)
     latencies: list[float] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
 
     def record(self, method: str, path: str, reply: Reply, seconds: float) -> None:
         self.requests += 1
         self.by_status[reply.status] += 1
-        self.served_by[reply.headers.get("x-served-by", "?")] += 1
+        backend = reply.headers.get("x-served-by", "?")
+        self.served_by[backend] += 1
+        self.by_route[(path.split("?")[0].split("/")[2:3] or ["?"])[0], backend] += 1
         self.latencies.append(seconds)
         where = f"{method} {path} -> {reply.status}"
         if not is_valid_envelope(reply.body):

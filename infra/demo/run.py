@@ -1,4 +1,6 @@
-"""Orchestrates the demo: fresh data dir, processes up, journey, load, invariants, shutdown."""
+"""Orchestrates the demo: fresh data dir, every process up, the customer journey and the
+concurrent load of stage 0, the walk through stages 0 -> 4 under continuous load, the
+invariants, shutdown."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ from infra.demo import report
 from infra.demo.client import ShopClient, Tally
 from infra.demo.journey import Journey
 from infra.demo.load import LoadResult, run_load
+from infra.demo.walk import Walk, table_lines, walk_stages
 from infra.processes import PROCESSES
 from infra.settings import Settings
+from infra.stages import STAGES, Endpoints
 from infra.supervisor import Supervisor, free_port
 from libs.db import make_engine
 from monolith import invariants
@@ -26,25 +30,31 @@ class Drive:
     load_seconds: float
     stock_before: dict[int, int] = field(default_factory=dict)
     checks: list[tuple[str, list[str]]] = field(default_factory=list)
+    walk: Walk = field(default_factory=Walk)
 
 
 def run_demo(workers: int, rounds: int) -> int:
     base = Settings()
     data_dir = base.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
-    settings = Settings(data_dir=data_dir)
-    # The demo walks stage 0 so far: the processes that take part in it.
-    processes = {name: spec for name, spec in PROCESSES.items() if spec.stage == "0"}
+    processes = dict(PROCESSES)
     ports = {name: free_port() for name in processes}
     env = {
         "SHOP_DATA_DIR": str(data_dir),
+        "SHOP_MEMBER_GRPC_PORT": str(free_port()),
+        "SHOP_MEMBER_SYNC_INTERVAL": "0.2",
+        "SHOP_MONOLITH_POINTS_RELAY_INTERVAL": "0.5",
         **{spec.port_env: str(ports[name]) for name, spec in processes.items()},
     }
+    settings = Settings(
+        data_dir=data_dir,
+        **{spec.port_setting: ports[name] for name, spec in processes.items()},
+        member_grpc_port=int(env["SHOP_MEMBER_GRPC_PORT"]),
+    )
     supervisor = Supervisor(env, data_dir / "logs")
-    entry = "gateway" if "gateway" in processes else "monolith"
     print(
-        f"Strangler Shop demo: stage 0, the monolith\ndata dir: {data_dir}   logs: "
-        f"{data_dir / 'logs'}"
+        "Strangler Shop demo: the monolith, then the member service extracted stage by stage"
+        f"\ndata dir: {data_dir}   logs: {data_dir / 'logs'}"
     )
     print(report.heading("Processes"))
     started = time.monotonic()
@@ -54,13 +64,14 @@ def run_demo(workers: int, rounds: int) -> int:
         supervisor.wait_ready()
         for name, child in supervisor.children.items():
             print(f"  {name:<16} {child.url:<26} ready ({processes[name].owns})")
-        print(
-            f"  entry point: {supervisor.children[entry].url} ({entry}), "
-            f"up in {time.monotonic() - started:.1f}s"
-        )
+        entry = supervisor.children["gateway"].url
+        print(f"  entry point: {entry} (gateway), up in {time.monotonic() - started:.1f}s")
         stock_before = _stock_totals(settings)
-        drive = asyncio.run(_drive(supervisor.children[entry].url, workers, rounds))
+        drive = asyncio.run(_drive(entry, workers, rounds))
         drive.stock_before = stock_before
+        _print_stage_zero(drive, workers, rounds)
+        print(report.heading("Stages 0 -> 4 under continuous load (gateway, stage engine)"))
+        drive.walk = asyncio.run(walk_stages(entry, settings, Endpoints.from_settings(settings)))
     finally:
         exit_codes = supervisor.stop()
     drive.checks += _database_checks(settings, drive)
@@ -70,7 +81,8 @@ def run_demo(workers: int, rounds: int) -> int:
             [f"{name} exited with {code}" for name, code in exit_codes.items() if code != 0],
         )
     )
-    return _print(drive, workers, rounds)
+    drive.checks += _walk_checks(drive, settings)
+    return _print(drive)
 
 
 async def _drive(url: str, workers: int, rounds: int) -> Drive:
@@ -132,7 +144,6 @@ def _database_checks(settings: Settings, drive: Drive) -> list[tuple[str, list[s
                     "payments match orders (paid once, refunded once)",
                     invariants.payments_match_orders(conn),
                 ),
-                ("points balances match the ledger", invariants.points_match_ledger(conn)),
                 (
                     f"a retried payment is charged once ({len(retried)} retries)",
                     charged_twice + mismatched,
@@ -142,7 +153,33 @@ def _database_checks(settings: Settings, drive: Drive) -> list[tuple[str, list[s
         engine.dispose()
 
 
-def _print(drive: Drive, workers: int, rounds: int) -> int:
+def _walk_checks(drive: Drive, settings: Settings) -> list[tuple[str, list[str]]]:
+    walk = drive.walk
+    checks = [
+        (
+            f"stage {row.number} ({STAGES[row.number].name}): no 5xx, envelopes, acknowledged "
+            "writes in the owning DB, drift 0, points delivered",
+            row.problems,
+        )
+        for row in walk.rows
+    ]
+    if len(walk.rows) < len(STAGES):
+        checks.append(("the walk reached stage 4", [f"it stopped at stage {len(walk.rows) - 1}"]))
+    engine = make_engine(settings.member_db)
+    try:
+        with engine.connect() as conn:
+            checks.append(
+                (
+                    "points balances match the ledger (member DB, the owner after stage 4)",
+                    invariants.points_match_ledger(conn),
+                )
+            )
+    finally:
+        engine.dispose()
+    return checks
+
+
+def _print_stage_zero(drive: Drive, workers: int, rounds: int) -> None:
     print(report.heading("Customer journey"))
     print("\n".join(report.journey_lines(drive.journey.steps)))
     print(report.heading(f"Concurrent load: {workers} customers x {rounds} rounds"))
@@ -152,6 +189,14 @@ def _print(drive: Drive, workers: int, rounds: int) -> int:
         f"  orders placed {drive.load.orders_placed}   payments {drive.load.payments}   "
         f"retried payments {len(drive.load.retries)}   refusals: {refusals}"
     )
+
+
+def _print(drive: Drive) -> int:
+    walk = drive.walk
+    print(report.heading("Per stage"))
+    print("\n".join(table_lines(walk)))
+    refusals = ", ".join(f"{k} {v}" for k, v in sorted(walk.refusals.items())) or "none"
+    print(f"  signups {walk.signups}   payments {walk.payments}   expected refusals: {refusals}")
     print(report.heading("Invariants"))
     print("\n".join(report.invariant_lines(drive.checks)))
     failed = sum(1 for _, problems in drive.checks if problems)
@@ -160,7 +205,7 @@ def _print(drive: Drive, workers: int, rounds: int) -> int:
         f"({len(drive.checks) - failed}/{len(drive.checks)} invariants hold)"
     )
     print(
-        "Next: .venv/bin/shop up (it prints the migration console's address) and read "
-        "docs/stages/00-monolith.md"
+        "Next: .venv/bin/shop up, then .venv/bin/shop stage apply 1 (and on); "
+        "docs/stages/ explains each stage"
     )
     return 0 if not failed else 1

@@ -1,0 +1,420 @@
+"""The migration stages as data, and the engine that moves a running system between them.
+
+A stage is the configuration of the whole system: gateway weights per route, each service's
+data mode, each process's feature switches. Each stage after 0 declares the steps that lead
+into it from the stage before, in the order they must happen; the stage's configuration is
+its predecessor's with those steps applied. The engine
+
+- observes the running system through the admin APIs and names the stage it is in;
+- moves one stage forward by applying that stage's steps in order, and one stage back by
+  restoring the earlier stage's values in the reverse order (undo runs backwards);
+- refuses to skip a stage unless forced (forced, it still walks every stage in between);
+- undoes the steps already taken when a step is refused (drift blocking the cutover, a ramp
+  rolling back), so the system is always left at a declared stage.
+
+The engine knows nothing of members: a new extraction is new stages in `STAGES`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from infra.settings import Settings
+from libs.response import ServiceError, parse_envelope
+
+Key = tuple[str, ...]  # what a step sets, e.g. ("route", "members") or ("feature", "monolith", "x")
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A gateway route's weights. With `ramp`, forward moves go through a metric-gated ramp
+    over these candidate percentages instead of one jump; backward moves are always a jump."""
+
+    route: str
+    weights: Mapping[str, int]
+    ramp: tuple[int, ...] = ()
+
+    @property
+    def key(self) -> Key:
+        return ("route", self.route)
+
+    @property
+    def value(self) -> Any:
+        return dict(self.weights)
+
+    def describe(self) -> str:
+        total = sum(self.weights.values()) or 1
+        split = " : ".join(f"{b} {100 * w // total}%" for b, w in self.weights.items())
+        how = f" (metric-gated ramp through {', '.join(f'{p}%' for p in self.ramp)})"
+        return f"gateway route {self.route}: {split}" + (how if self.ramp else "")
+
+
+@dataclass(frozen=True)
+class DataMode:
+    process: str
+    mode: str
+
+    @property
+    def key(self) -> Key:
+        return ("data-mode", self.process)
+
+    @property
+    def value(self) -> Any:
+        return self.mode
+
+    def describe(self) -> str:
+        return f"{self.process} data mode: {self.mode}"
+
+
+@dataclass(frozen=True)
+class Feature:
+    process: str
+    name: str
+    setting: str
+
+    @property
+    def key(self) -> Key:
+        return ("feature", self.process, self.name)
+
+    @property
+    def value(self) -> Any:
+        return self.setting
+
+    def describe(self) -> str:
+        return f"{self.process} feature {self.name}: {self.setting}"
+
+
+Step = Weights | DataMode | Feature
+
+
+@dataclass(frozen=True)
+class Stage:
+    number: int
+    name: str
+    traffic: str
+    data: str
+    steps: tuple[Step, ...]
+    needs: tuple[str, ...] = ()  # processes that must be running
+    watch: str = ""  # what to look at while the stage runs
+
+
+MEMBERS_ALL_TO = {"monolith": 0, "member-service": 100}
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        0,
+        "monolith",
+        "all to the monolith",
+        "legacy DB only",
+        (
+            Weights("members", {"monolith": 100, "member-service": 0}),
+            Feature("monolith", "members", "serving"),
+            Feature("monolith", "member_points", "local"),
+        ),
+        ("gateway", "monolith"),
+    ),
+    Stage(
+        1,
+        "member shared DB",
+        "member routes 9:1 monolith : member-service",
+        "the member service reads and writes the legacy DB; the batch sync copies it to the "
+        "member DB",
+        (
+            DataMode("member-service", "shared"),
+            Weights("members", {"monolith": 90, "member-service": 10}),
+        ),
+        ("gateway", "monolith", "member-service"),
+        "shop_sync_lag_seconds on the member service; the console's member split",
+    ),
+    Stage(
+        2,
+        "member ramp",
+        "member routes 9:1 -> 5:5 -> 0:10, metric-gated, rolled back on a breach",
+        "as stage 1",
+        (Weights("members", MEMBERS_ALL_TO, ramp=(50, 100)),),
+        ("gateway", "monolith", "member-service"),
+        "the ramp's history in the console; error rate and p99 per backend",
+    ),
+    Stage(
+        3,
+        "member dual write",
+        "member routes 0:10; the monolith's member writes and its points go to the service",
+        "every member write hits both DBs in one transaction; the sync job stopped",
+        (
+            Feature("monolith", "member_points", "member-service"),
+            Feature("monolith", "members", "read-only"),
+            DataMode("member-service", "dual"),
+        ),
+        ("gateway", "monolith", "member-service"),
+        "shop_dual_write_transactions; `shop reconcile members` reports no drift",
+    ),
+    Stage(
+        4,
+        "member single write",
+        "member routes 0:10; the monolith's member feature retired",
+        "the member DB only; the legacy member tables frozen",
+        (
+            Feature("monolith", "members", "retired"),
+            DataMode("member-service", "single"),
+        ),
+        ("gateway", "monolith", "member-service"),
+        "the monolith's /api/members answers 410 FEATURE_MOVED; writes reach the member DB only",
+    ),
+)
+
+
+def configuration(number: int) -> dict[Key, Step]:
+    """Everything stage `number` sets: its predecessors' steps overlaid with its own."""
+    config: dict[Key, Step] = {}
+    for stage in STAGES[: number + 1]:
+        config |= {step.key: step for step in stage.steps}
+    return config
+
+
+class StageRefused(RuntimeError):
+    """A move the engine will not make, or a step a process refused (already undone)."""
+
+
+@dataclass
+class Endpoints:
+    """Where each process's admin API answers, from the same settings the processes read."""
+
+    urls: dict[str, str]
+    token: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Endpoints:
+        urls = {
+            "gateway": settings.url(settings.gateway_port),
+            "monolith": settings.url(settings.monolith_port),
+            "member-service": settings.url(settings.member_port),
+        }
+        return cls(urls, settings.admin_token)
+
+
+@dataclass
+class RampOptions:
+    """Overrides of the gateway's ramp defaults (SHOP_GATEWAY_RAMP_*); None keeps them."""
+
+    interval_seconds: float | None = None
+    min_requests: int | None = None
+    p99_ratio: float | None = None
+    p99_slack_ms: float | None = None
+    max_wait_intervals: int | None = None
+    timeout_seconds: float = 900.0
+
+    def plan_fields(self) -> dict[str, Any]:
+        fields = {k: v for k, v in vars(self).items() if k != "timeout_seconds"}
+        return {k: v for k, v in fields.items() if v is not None}
+
+
+@dataclass
+class StageEngine:
+    endpoints: Endpoints
+    ramp: RampOptions = field(default_factory=RampOptions)
+    say: Callable[[str], None] = print
+    timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(60.0, connect=2.0))
+
+    def __post_init__(self) -> None:
+        headers = {"Authorization": f"Bearer {self.endpoints.token}"}
+        self.http = httpx.Client(headers=headers, timeout=self.timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- observing ---
+
+    def observe(self) -> dict[Key, Any]:
+        """The live value of every key any stage sets; None where the process is down."""
+        observed: dict[Key, Any] = {}
+        for key in configuration(len(STAGES) - 1):
+            observed[key] = self._read(key)
+        return observed
+
+    def current(self, observed: dict[Key, Any] | None = None) -> int | None:
+        """The highest stage whose whole configuration the system shows, or None."""
+        observed = self.observe() if observed is None else observed
+        matches = [
+            stage.number
+            for stage in STAGES
+            if all(observed.get(k) == step.value for k, step in configuration(stage.number).items())
+            and self._running(stage)
+        ]
+        # Stage 0 leaves the member service's keys unset; a later stage that matches wins.
+        return max(matches) if matches else None
+
+    def differences(self, number: int, observed: dict[Key, Any]) -> list[str]:
+        return [
+            f"{' '.join(key)}: expected {json.dumps(step.value)}, found {json.dumps(observed[key])}"
+            for key, step in configuration(number).items()
+            if observed.get(key) != step.value
+        ]
+
+    # --- moving ---
+
+    def apply(self, target: int, *, force: bool = False) -> int:
+        """Moves the running system to stage `target`; returns the stage it ends at."""
+        if not 0 <= target < len(STAGES):
+            raise StageRefused(f"no stage {target}; stages are 0-{len(STAGES) - 1}")
+        observed = self.observe()
+        current = self.current(observed)
+        if current is None:
+            closest = min(range(len(STAGES)), key=lambda n: len(self.differences(n, observed)))
+            raise StageRefused(
+                "the system is at no declared stage; closest is stage "
+                f"{closest}, which differs in:\n  "
+                + "\n  ".join(self.differences(closest, observed))
+            )
+        if abs(target - current) > 1 and not force:
+            raise StageRefused(
+                f"the system is at stage {current}; moving to {target} skips "
+                f"{abs(target - current) - 1} stage(s). Apply them one at a time, or pass "
+                "--force to walk through each of them in turn."
+            )
+        if target == current:
+            self.say(f"already at stage {current}: {STAGES[current].name}")
+            return current
+        direction = 1 if target > current else -1
+        while current != target:
+            following = current + direction
+            self._move(current, following)
+            current = following
+        return current
+
+    def _move(self, current: int, target: int) -> None:
+        stage = STAGES[max(current, target)]
+        missing = [p for p in STAGES[target].needs if not self._ready(p)]
+        if missing:
+            raise StageRefused(
+                f"stage {target} needs {', '.join(missing)} running and ready "
+                f"(start it with `shop run {missing[0]}`, or `shop up`)"
+            )
+        forward = target > current
+        self.say(f"stage {current} -> {target}: {STAGES[target].name}")
+        earlier = configuration(min(current, target))
+        steps = stage.steps if forward else tuple(reversed(stage.steps))
+        done: list[Step] = []
+        for step in steps:
+            goal = step if forward else earlier.get(step.key)
+            if goal is None:
+                continue
+            try:
+                self._set(goal, ramp=forward)
+            except StageRefused as exc:
+                # The refused step may have moved part way (a ramp rolls back to 0%): it is
+                # undone with the rest.
+                where = self._undo([*done, goal], configuration(current), current)
+                raise StageRefused(
+                    f"stage {target} refused at '{goal.describe()}': {exc}\n{where}"
+                ) from exc
+            done.append(goal)
+            self.say(f"  done  {goal.describe()}")
+
+    def _undo(self, done: list[Step], config: dict[Key, Step], current: int) -> str:
+        for step in reversed(done):
+            previous = config[step.key]
+            try:
+                self._set(previous, ramp=False)
+            except StageRefused as exc:
+                return (
+                    f"undoing '{step.describe()}' failed too ({exc}): the system is between "
+                    f"stages; `shop stage show` lists what differs from stage {current}"
+                )
+            self.say(f"  back  {previous.describe()}")
+        return f"the system is back at stage {current}"
+
+    # --- one step ---
+
+    def _set(self, step: Step, *, ramp: bool) -> None:
+        if isinstance(step, Weights):
+            if ramp and step.ramp:
+                self._ramp(step)
+            else:
+                self._set_weights(step)
+        elif isinstance(step, DataMode):
+            self._call(step.process, "PUT", "/admin/data-mode", {"mode": step.mode})
+        else:
+            self._call(
+                step.process, "PUT", "/admin/features", {"features": {step.name: step.setting}}
+            )
+
+    def _set_weights(self, step: Weights) -> None:
+        table = self._call("gateway", "GET", "/admin/routes")
+        route = _route(table, step.route)
+        route["weights"] = dict(step.weights)
+        for r in table["routes"]:
+            r.pop("share_percent", None)
+        body = {"routes": table["routes"], "version": table["version"], "reason": "stage engine"}
+        self._call("gateway", "PUT", "/admin/routes", body)
+
+    def _ramp(self, step: Weights) -> None:
+        candidate = max(step.weights, key=lambda b: step.weights[b])
+        baseline = next(b for b in step.weights if b != candidate)
+        plan = {"route": step.route, "candidate": candidate, "baseline": baseline}
+        plan |= {"steps": list(step.ramp)} | self.ramp.plan_fields()
+        self._call("gateway", "POST", "/admin/ramps", plan)
+        deadline, shown = time.monotonic() + self.ramp.timeout_seconds, 0
+        while True:
+            ramp = self._call("gateway", "GET", f"/admin/ramps/{step.route}")
+            for entry in ramp["history"][shown:]:
+                if "percent" in entry:
+                    self.say(f"        ramp {entry['percent']:>3}%  {entry['outcome']}")
+            shown = len(ramp["history"])
+            if ramp["state"] == "completed":
+                return
+            if ramp["state"] != "running":
+                raise StageRefused(f"the ramp ended {ramp['state']}: {ramp['reason']}")
+            if time.monotonic() > deadline:
+                self._call("gateway", "POST", f"/admin/ramps/{step.route}/abort")
+                raise StageRefused(f"the ramp did not finish in {self.ramp.timeout_seconds:g}s")
+            time.sleep(0.25)
+
+    # --- reading ---
+
+    def _read(self, key: Key) -> Any:
+        kind, process = key[0], key[1] if key[0] != "route" else "gateway"
+        try:
+            if kind == "route":
+                weights = _route(self._call("gateway", "GET", "/admin/routes"), key[1])
+                return weights["weights"]
+            if kind == "data-mode":
+                return self._call(process, "GET", "/admin/data-mode")["mode"]
+            return self._call(process, "GET", "/admin/features")["features"].get(key[2])
+        except Unreachable:
+            return None
+
+    def _running(self, stage: Stage) -> bool:
+        return all(self._ready(p) for p in stage.needs)
+
+    def _ready(self, process: str) -> bool:
+        try:
+            return self.http.get(f"{self.endpoints.urls[process]}/health/ready").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _call(self, process: str, method: str, path: str, body: Any = None) -> Any:
+        url = f"{self.endpoints.urls[process]}{path}"
+        try:
+            return parse_envelope(self.http.request(method, url, json=body))
+        except ServiceError as exc:
+            raise StageRefused(
+                f"{process} answered {exc.status} {exc.code}: {exc.message}"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"{process} at {url}: {exc!r}") from exc
+
+
+class Unreachable(StageRefused):
+    pass
+
+
+def _route(table: dict[str, Any], name: str) -> dict[str, Any]:
+    for route in table["routes"]:
+        if route["name"] == name:
+            return route
+    raise StageRefused(f"the gateway has no route {name!r}")
