@@ -303,6 +303,7 @@ class StageEngine:
             goal = step if forward else earlier.get(step.key)
             if goal is None:
                 continue
+            started = time.monotonic()
             try:
                 self._set(goal, ramp=forward)
             except StageRefused as exc:
@@ -313,7 +314,7 @@ class StageEngine:
                     f"stage {target} refused at '{goal.describe()}': {exc}\n{where}"
                 ) from exc
             done.append(goal)
-            self.say(f"  done  {goal.describe()}")
+            self.say(f"  done  {goal.describe()}  ({time.monotonic() - started:.2f}s)")
 
     def _undo(self, done: list[Step], config: dict[Key, Step], current: int) -> str:
         for step in reversed(done):

@@ -51,7 +51,9 @@ class Tally:
         if not reply.headers.get("x-request-id") or not reply.headers.get("x-served-by"):
             self.violations.append(f"{where}: X-Request-Id or X-Served-By is missing")
         if reply.status >= 500:
-            self.violations.append(f"{where}: server error {reply.code}")
+            error = reply.body.get("error") if isinstance(reply.body, dict) else None
+            message = error.get("message") if isinstance(error, dict) else None
+            self.violations.append(f"{where}: server error {reply.code}: {message}")
 
 
 class ShopClient:

@@ -10,19 +10,48 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_demo_walks_the_journey_and_load_and_every_invariant_holds(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "infra", "demo", "--workers", "6", "--rounds", "4"],
+def demo(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "infra", "demo", *args],
         cwd=ROOT,
-        env={**os.environ, "SHOP_DATA_DIR": str(tmp_path)},
+        env={**os.environ, "SHOP_DATA_DIR": str(tmp_path), **env},
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=240,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def assert_walked_every_stage(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
     assert "RESULT: PASS" in result.stdout
     assert not [line for line in result.stdout.splitlines() if line.startswith("  FAIL")]
+    for number in range(5):
+        assert f"  PASS  stage {number} (" in result.stdout
+    assert "4 member single write" in result.stdout
+
+
+def test_the_demo_walks_stages_0_to_4_and_every_invariant_holds(tmp_path):
+    result = demo(tmp_path, "--workers", "6", "--rounds", "4")
+    assert_walked_every_stage(result)
     assert (tmp_path / "demo" / "legacy.db").exists()
+    assert (tmp_path / "demo" / "member.db").exists()
+
+
+def test_the_same_walk_passes_on_postgresql(tmp_path, postgres_databases):
+    """Two PostgreSQL databases: shared with the sync job, dual write by two-phase commit,
+    single write with the legacy tables frozen by triggers."""
+    legacy, member = postgres_databases(), postgres_databases()
+    result = demo(
+        tmp_path,
+        "--workers",
+        "4",
+        "--rounds",
+        "3",
+        SHOP_MONOLITH_DB_URL=legacy,
+        SHOP_MEMBER_DB_URL=member,
+    )
+    assert_walked_every_stage(result)
+    assert not (tmp_path / "demo" / "legacy.db").exists()
 
 
 def test_the_demo_exits_non_zero_when_an_invariant_breaks(tmp_path):
@@ -30,7 +59,12 @@ def test_the_demo_exits_non_zero_when_an_invariant_breaks(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "infra", "demo", "--workers", "2", "--rounds", "1"],
         cwd=ROOT,
-        env={**os.environ, "SHOP_DATA_DIR": str(tmp_path), "SHOP_MONOLITH_SERVER_LIMIT": "0.0001"},
+        env={
+            **os.environ,
+            "SHOP_DATA_DIR": str(tmp_path),
+            "SHOP_MONOLITH_SERVER_LIMIT": "0.0001",
+            "SHOP_MONOLITH_MEMBER_TIMEOUT": "0.00005",
+        },
         capture_output=True,
         text=True,
         timeout=180,

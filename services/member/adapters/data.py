@@ -56,11 +56,12 @@ class MemberData:
 
     @contextmanager
     def reading(self) -> Iterator[ReadTransaction]:
-        # Held like a write, so a mode switch never lands between choosing a DB and reading.
-        with self.switch.holding() as mode:
-            legacy = mode is Mode.SHARED
-            engine = self.writer.legacy if legacy else self.writer.new
-            with engine.connect() as conn:
-                conn = conn.execution_options(readonly=True)
-                with conn.begin():
-                    yield ReadTransaction(self.writer.spec, conn, legacy)
+        # Not held like a write: the DB a read picks stays complete through any switch (legacy
+        # from shared into dual, the member DB from dual on and back into dual), so a read
+        # never waits for a switch, which may take seconds draining the sync job under load.
+        legacy = self.mode is Mode.SHARED
+        engine = self.writer.legacy if legacy else self.writer.new
+        with engine.connect() as conn:
+            conn = conn.execution_options(readonly=True)
+            with conn.begin():
+                yield ReadTransaction(self.writer.spec, conn, legacy)

@@ -1,0 +1,115 @@
+"""The stage engine against the real processes (gateway, monolith, member service) on real
+sockets: it names the stage the system is at, moves one stage at a time forward and back,
+refuses to skip a stage unless forced, and undoes a move a process refuses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from gateway.app import create_app as create_gateway
+from infra.settings import DEV_ADMIN_TOKEN, Settings
+from infra.stages import STAGES, Endpoints, StageEngine, StageRefused, configuration
+from infra.supervisor import free_port
+from monolith.entrypoints.app import create_app as create_monolith
+from services.member.entrypoints.app import create_app as create_member_service
+from tests.support.servers import serving
+
+ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def system(tmp_path) -> Iterator[tuple[StageEngine, Settings]]:
+    ports = {name: free_port() for name in ("gateway", "monolith", "member", "grpc")}
+    settings = Settings(
+        data_dir=tmp_path,
+        gateway_port=ports["gateway"],
+        monolith_port=ports["monolith"],
+        member_port=ports["member"],
+        member_grpc_port=ports["grpc"],
+        member_sync_interval=0.05,
+    )
+    with ExitStack() as stack:
+        # The monolith first: its migrations install the change capture the service reads.
+        stack.enter_context(serving(create_monolith(settings), ports["monolith"]))
+        stack.enter_context(serving(create_member_service(settings), ports["member"]))
+        stack.enter_context(serving(create_gateway(settings), ports["gateway"]))
+        lines: list[str] = []
+        engine = StageEngine(Endpoints.from_settings(settings), say=lines.append)
+        engine.lines = lines  # type: ignore[attr-defined]
+        yield engine, settings
+        engine.close()
+
+
+def at_stage_2(engine: StageEngine, settings: Settings) -> None:
+    """Stage 2's ramp needs live traffic; here its end state is set directly."""
+    engine.apply(1)
+    gateway = f"{engine.endpoints.urls['gateway']}/admin/routes"
+    table = httpx.get(gateway, headers=ADMIN).json()["data"]
+    for route in table["routes"]:
+        route.pop("share_percent", None)
+        if route["name"] == "members":
+            route["weights"] = {"monolith": 0, "member-service": 100}
+    body = {"routes": table["routes"], "version": table["version"], "reason": "test"}
+    assert httpx.put(gateway, json=body, headers=ADMIN).status_code == 200
+    assert engine.current() == 2
+
+
+def test_every_stage_declares_what_it_sets_and_the_whole_configuration_grows():
+    assert [s.number for s in STAGES] == [0, 1, 2, 3, 4]
+    for number in range(1, len(STAGES)):
+        assert set(configuration(number - 1)) <= set(configuration(number))
+        assert STAGES[number].steps, f"stage {number} changes nothing"
+
+
+def test_the_engine_names_the_stage_and_refuses_to_skip_one(system):
+    engine, _ = system
+    assert engine.current() == 0
+    with pytest.raises(StageRefused, match="skips 1 stage"):
+        engine.apply(2)
+    assert engine.current() == 0  # nothing moved
+    assert engine.apply(1) == 1
+    assert engine.current() == 1
+    assert engine.apply(0) == 0
+    assert engine.current() == 0
+
+
+def test_dual_and_single_write_and_back_again(system):
+    engine, settings = system
+    at_stage_2(engine, settings)
+    assert engine.apply(3) == 3
+    monolith = engine.endpoints.urls["monolith"]
+    features = httpx.get(f"{monolith}/admin/features", headers=ADMIN).json()["data"]["features"]
+    assert features == {"members": "read-only", "member_points": "member-service"}
+    assert engine.apply(4) == 4
+    moved = httpx.post(f"{monolith}/api/members", json={})
+    assert moved.status_code == 410 and moved.json()["error"]["code"] == "FEATURE_MOVED"
+    # The rollback path, one stage at a time: single -> dual -> shared.
+    assert engine.apply(2, force=True) == 2
+    features = httpx.get(f"{monolith}/admin/features", headers=ADMIN).json()["data"]["features"]
+    assert features == {"members": "serving", "member_points": "local"}
+
+
+def test_drift_blocks_single_write_and_the_steps_before_it_are_undone(system):
+    engine, settings = system
+    at_stage_2(engine, settings)
+    signup = {"email": "drift@example.com", "password": "password-123", "name": "Drift"}
+    gateway = engine.endpoints.urls["gateway"]
+    assert httpx.post(f"{gateway}/api/members", json=signup).status_code == 201
+    assert engine.apply(3) == 3
+    member_db = sa.create_engine(settings.member_db)
+    with member_db.begin() as conn:  # a write that bypassed the dual writer
+        conn.execute(
+            sa.text("UPDATE members SET name = 'Drifted' WHERE email = :e"), {"e": signup["email"]}
+        )
+    member_db.dispose()
+
+    with pytest.raises(StageRefused, match="DRIFT_BLOCKS_CUTOVER") as refused:
+        engine.apply(4)
+    assert "back at stage 3" in str(refused.value)
+    assert engine.current() == 3  # the monolith's member routes are read-only again
+    assert any("back  monolith feature members: read-only" in line for line in engine.lines)
