@@ -8,6 +8,8 @@ from pydantic import ValidationError
 from infra.devbroker.cli import broker
 from infra.processes import PROCESSES, check_process_budgets
 from infra.settings import Settings
+from libs.dualwrite.cli import direction_option, repair_option
+from libs.dualwrite.cli import reconcile as reconcile_urls
 from libs.observability import configure_logging, serve
 from libs.timeouts import TimeoutBudgetError
 
@@ -85,20 +87,12 @@ MIGRATIONS = {
 
 @main.command()
 @click.argument("migration", type=click.Choice(sorted(MIGRATIONS)))
-@click.option(
-    "--direction",
-    type=click.Choice(["legacy->new", "new->legacy"]),
-    default="legacy->new",
-    show_default=True,
-    help="Which DB is the source of truth (new->legacy after single write).",
-)
-@click.option("--repair", is_flag=True, help="Copy the source's rows over drifting chunks.")
+@direction_option
+@repair_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def reconcile(ctx: click.Context, migration: str, direction: str, repair: bool, as_json: bool):
     """Compare a migration's two DBs (counts, chunk checksums, sample rows); exit 1 on drift."""
-    from libs.dualwrite.cli import reconcile as reconcile_urls
-
     settings = load_settings()
     spec, legacy, new = MIGRATIONS[migration]
     ctx.invoke(

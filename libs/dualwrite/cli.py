@@ -27,18 +27,24 @@ def _engine(url: str) -> sa.Engine:
     return sqlite_engine(url) if url.startswith("sqlite") else sa.create_engine(url)
 
 
-@click.command("reconcile")
-@click.option("--spec", "spec_path", required=True, help="module:ATTRIBUTE of a MigrationSpec")
-@click.option("--legacy-url", required=True, help="SQLAlchemy URL of the legacy DB")
-@click.option("--new-url", required=True, help="SQLAlchemy URL of the new DB")
-@click.option(
+direction_option = click.option(
     "--direction",
     type=click.Choice(["legacy->new", "new->legacy"]),
     default="legacy->new",
     show_default=True,
     help="Which DB is the source of truth (new->legacy after single write).",
 )
-@click.option("--repair", is_flag=True, help="Copy the source's rows over drifting chunks.")
+repair_option = click.option(
+    "--repair", is_flag=True, help="Copy the source's rows over drifting chunks."
+)
+
+
+@click.command("reconcile")
+@click.option("--spec", "spec_path", required=True, help="module:ATTRIBUTE of a MigrationSpec")
+@click.option("--legacy-url", required=True, help="SQLAlchemy URL of the legacy DB")
+@click.option("--new-url", required=True, help="SQLAlchemy URL of the new DB")
+@direction_option
+@repair_option
 @click.option("--chunk-size", default=1000, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def reconcile(
