@@ -32,6 +32,8 @@ class ProcessSpec:
         return getattr(importlib.import_module(module), function)(settings)
 
 
+# Started in this order: the member service reads the change capture and decision log that
+# the monolith's migrations install in the legacy DB.
 PROCESSES: dict[str, ProcessSpec] = {
     "monolith": ProcessSpec(
         "monolith",

@@ -18,7 +18,8 @@ def run_up(settings: Settings) -> int:
     try:
         for name, spec in PROCESSES.items():
             supervisor.start(name, spec.port(settings))
-        supervisor.wait_ready()
+            # In order: the member service reads what the monolith's migrations install.
+            supervisor.wait_ready()
     except RuntimeError as exc:
         print(exc)
         supervisor.stop()

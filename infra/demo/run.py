@@ -61,7 +61,8 @@ def run_demo(workers: int, rounds: int) -> int:
     try:
         for name in processes:
             supervisor.start(name, ports[name])
-        supervisor.wait_ready()
+            # In order: the member service reads what the monolith's migrations install.
+            supervisor.wait_ready()
         for name, child in supervisor.children.items():
             print(f"  {name:<16} {child.url:<26} ready ({processes[name].owns})")
         entry = supervisor.children["gateway"].url

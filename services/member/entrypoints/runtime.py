@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
 from infra.settings import Settings
@@ -27,6 +28,7 @@ async def member_runtime(
     settings: Settings, tokens: TokenIssuer, registry: CollectorRegistry
 ) -> AsyncIterator[MemberData]:
     legacy, new = make_engine(settings.legacy_db_url), make_engine(settings.member_db)
+    _require_legacy_schema(legacy)
     upgrade(new)
     switch = ModeSwitch(Mode(settings.member_data_mode))
     # The sync job registers its hook first: on shared -> dual it drains before anything else
@@ -54,6 +56,21 @@ async def member_runtime(
 
 class FrozenLegacyTables(RuntimeError):
     pass
+
+
+class LegacySchemaMissing(RuntimeError):
+    pass
+
+
+def _require_legacy_schema(legacy: sa.Engine) -> None:
+    missing = {"dualwrite_changes", "dualwrite_decisions"} - set(
+        sa.inspect(legacy).get_table_names()
+    )
+    if missing:
+        raise LegacySchemaMissing(
+            f"the legacy DB has no {', '.join(sorted(missing))}: start the monolith first, "
+            "its migrations (0002) install the change capture and the decision log"
+        )
 
 
 def _prepare(writer: DualWriter, mode: Mode) -> None:
