@@ -32,8 +32,7 @@ class ProcessSpec:
         return getattr(importlib.import_module(module), function)(settings)
 
 
-# Started in this order: the member service reads the change capture and decision log that
-# the monolith's migrations install in the legacy DB.
+# Started in this order (Supervisor.start_in_order).
 PROCESSES: dict[str, ProcessSpec] = {
     "monolith": ProcessSpec(
         "monolith",

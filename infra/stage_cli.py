@@ -43,7 +43,7 @@ def stage_show(number: int | None) -> None:
                 "is the system up? Start it with `shop up`."
             )
         if current is None:
-            closest = min(range(len(STAGES)), key=lambda n: len(engine.differences(n, observed)))
+            closest = engine.closest(observed)
             click.echo(f"the system is at no declared stage; against stage {closest}:")
             for line in engine.differences(closest, observed):
                 click.echo(f"  {line}")

@@ -231,10 +231,8 @@ class StageEngine:
 
     def observe(self) -> dict[Key, Any]:
         """The live value of every key any stage sets; None where the process is down."""
-        observed: dict[Key, Any] = {}
-        for key in configuration(len(STAGES) - 1):
-            observed[key] = self._read(key)
-        return observed
+        answers: dict[tuple[str, str], Any] = {}  # one GET per admin resource, not per key
+        return {key: self._read(key, answers) for key in configuration(len(STAGES) - 1)}
 
     def current(self, observed: dict[Key, Any] | None = None) -> int | None:
         """The highest stage whose whole configuration the system shows, or None."""
@@ -247,6 +245,10 @@ class StageEngine:
         ]
         # Stage 0 leaves the member service's keys unset; a later stage that matches wins.
         return max(matches) if matches else None
+
+    def closest(self, observed: dict[Key, Any]) -> int:
+        """The stage the observed system differs least from."""
+        return min(range(len(STAGES)), key=lambda n: len(self.differences(n, observed)))
 
     def differences(self, number: int, observed: dict[Key, Any]) -> list[str]:
         return [
@@ -264,7 +266,7 @@ class StageEngine:
         observed = self.observe()
         current = self.current(observed)
         if current is None:
-            closest = min(range(len(STAGES)), key=lambda n: len(self.differences(n, observed)))
+            closest = self.closest(observed)
             raise StageRefused(
                 "the system is at no declared stage; closest is stage "
                 f"{closest}, which differs in:\n  "
@@ -377,17 +379,26 @@ class StageEngine:
 
     # --- reading ---
 
-    def _read(self, key: Key) -> Any:
-        kind, process = key[0], key[1] if key[0] != "route" else "gateway"
-        try:
-            if kind == "route":
-                weights = _route(self._call("gateway", "GET", "/admin/routes"), key[1])
-                return weights["weights"]
-            if kind == "data-mode":
-                return self._call(process, "GET", "/admin/data-mode")["mode"]
-            return self._call(process, "GET", "/admin/features")["features"].get(key[2])
-        except Unreachable:
+    def _read(self, key: Key, answers: dict[tuple[str, str], Any]) -> Any:
+        kind, name = key[0], key[-1]
+        process, path = {
+            "route": ("gateway", "/admin/routes"),
+            "data-mode": (key[1], "/admin/data-mode"),
+            "feature": (key[1], "/admin/features"),
+        }[kind]
+        if (process, path) not in answers:
+            try:
+                answers[process, path] = self._call(process, "GET", path)
+            except Unreachable:
+                answers[process, path] = None
+        answer = answers[process, path]
+        if answer is None:
             return None
+        if kind == "route":
+            return _route(answer, name)["weights"]
+        if kind == "data-mode":
+            return answer["mode"]
+        return answer["features"].get(name)
 
     def _running(self, stage: Stage) -> bool:
         return all(self._ready(p) for p in stage.needs)

@@ -52,6 +52,13 @@ class Supervisor:
         self.children[name] = child
         return child
 
+    def start_in_order(self, ports: dict[str, int]) -> None:
+        """Start each process once the one before it is ready: the member service reads the
+        change capture and decision log that the monolith's migrations install."""
+        for name, port in ports.items():
+            self.start(name, port)
+            self.wait_ready()
+
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         for child in self.children.values():

@@ -16,10 +16,7 @@ def run_up(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        for name, spec in PROCESSES.items():
-            supervisor.start(name, spec.port(settings))
-            # In order: the member service reads what the monolith's migrations install.
-            supervisor.wait_ready()
+        supervisor.start_in_order({name: p.port(settings) for name, p in PROCESSES.items()})
     except RuntimeError as exc:
         print(exc)
         supervisor.stop()

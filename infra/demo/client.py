@@ -43,7 +43,8 @@ class Tally:
         self.by_status[reply.status] += 1
         backend = reply.headers.get("x-served-by", "?")
         self.served_by[backend] += 1
-        self.by_route[(path.split("?")[0].split("/")[2:3] or ["?"])[0], backend] += 1
+        segments = path.split("?")[0].split("/")  # "/api/members/me" -> route "members"
+        self.by_route[segments[2] if len(segments) > 2 else "?", backend] += 1
         self.latencies.append(seconds)
         where = f"{method} {path} -> {reply.status}"
         if not is_valid_envelope(reply.body):

@@ -59,10 +59,7 @@ def run_demo(workers: int, rounds: int) -> int:
     print(report.heading("Processes"))
     started = time.monotonic()
     try:
-        for name in processes:
-            supervisor.start(name, ports[name])
-            # In order: the member service reads what the monolith's migrations install.
-            supervisor.wait_ready()
+        supervisor.start_in_order(ports)
         for name, child in supervisor.children.items():
             print(f"  {name:<16} {child.url:<26} ready ({processes[name].owns})")
         entry = supervisor.children["gateway"].url

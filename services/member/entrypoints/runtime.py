@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from infra.settings import Settings
 from libs.auth import TokenIssuer
 from libs.db import make_engine
-from libs.dualwrite import DualWriter, Mode, ModeSwitch, SyncJob, frozen_tables
+from libs.dualwrite import DualWriter, Mode, ModeSwitch, SyncJob, capture, frozen_tables, twophase
 from services.member.adapters.data import MemberData
 from services.member.adapters.migrate import upgrade
 from services.member.adapters.migration import MEMBERS
@@ -63,9 +63,8 @@ class LegacySchemaMissing(RuntimeError):
 
 
 def _require_legacy_schema(legacy: sa.Engine) -> None:
-    missing = {"dualwrite_changes", "dualwrite_decisions"} - set(
-        sa.inspect(legacy).get_table_names()
-    )
+    needed = {capture.changes.name, twophase.decisions.name}
+    missing = needed - set(sa.inspect(legacy).get_table_names())
     if missing:
         raise LegacySchemaMissing(
             f"the legacy DB has no {', '.join(sorted(missing))}: start the monolith first, "
