@@ -12,7 +12,7 @@ from gateway.ramp import parse_plan
 from gateway.ramp_runner import RampRunning
 from gateway.registry import VersionConflict
 from gateway.runtime import Gateway
-from libs.admin import Actor
+from libs.bearer import Actor
 from libs.response import ApiError, ok
 from libs.routing import InvalidRouteTable, RouteTable
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from libs.auth import InvalidToken, TokenIssuer
+from libs.auth import TokenIssuer
 from libs.response import ApiError
 from monolith.service_layer.features import Features
 from monolith.service_layer.points import Points
@@ -26,29 +26,6 @@ def _read_uow(request: Request) -> UnitOfWork:
 
 def _tokens(request: Request) -> TokenIssuer:
     return request.app.state.tokens
-
-
-def _current_member(
-    tokens: Annotated[TokenIssuer, Depends(_tokens)],
-    authorization: Annotated[str | None, Header()] = None,
-) -> int:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise ApiError(
-            401,
-            "UNAUTHENTICATED",
-            "Send 'Authorization: Bearer <token>' from login.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    try:
-        return tokens.member_id(token)
-    except InvalidToken as exc:
-        raise ApiError(
-            401,
-            "INVALID_TOKEN",
-            "The token is invalid or expired.",
-            headers={"WWW-Authenticate": "Bearer"},
-        ) from exc
 
 
 def _features(request: Request) -> Features:
@@ -89,7 +66,6 @@ def _points(request: Request) -> Iterator[Points]:
 UowDep = Annotated[UnitOfWork, Depends(_uow)]
 ReadUowDep = Annotated[UnitOfWork, Depends(_read_uow)]
 TokensDep = Annotated[TokenIssuer, Depends(_tokens)]
-CurrentMember = Annotated[int, Depends(_current_member)]
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", min_length=1, max_length=100)
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from libs.admin import Actor
+from libs.bearer import Actor
 from libs.response import ok
 from monolith.entrypoints.deps import FeaturesDep
 from monolith.entrypoints.schemas import FeatureChange

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from libs.bearer import CurrentMember
 from libs.response import ApiError, ok
 from monolith.entrypoints.deps import (
-    CurrentMember,
     ReadUowDep,
     TokensDep,
     UowDep,

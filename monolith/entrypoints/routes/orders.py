@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from libs.bearer import CurrentMember
 from libs.response import ok
 from monolith.domain.orders import LineRequest
-from monolith.entrypoints.deps import CurrentMember, ReadUowDep, UowDep
+from monolith.entrypoints.deps import ReadUowDep, UowDep
 from monolith.entrypoints.schemas import Limit, Offset, OrderCreate, OrderIdPath
 from monolith.service_layer import commands
 from monolith.service_layer import orders as handlers

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from libs.bearer import CurrentMember
 from libs.response import ok
 from monolith.entrypoints.deps import (
-    CurrentMember,
     IdempotencyKey,
     PointsDep,
     ReadUowDep,

@@ -8,7 +8,7 @@ import json
 
 from fastapi import APIRouter
 
-from libs.admin import Actor as Admin
+from libs.bearer import Actor as Admin
 from libs.dualwrite import DriftBlocksCutover, Mode
 from libs.dualwrite.twophase import PreparedTransactionsDisabled
 from libs.response import ApiError, ok

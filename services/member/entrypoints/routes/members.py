@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from libs.bearer import CurrentMember
 from libs.response import ApiError, ok
-from services.member.entrypoints.deps import CurrentMember, DataDep, TokensDep
+from services.member.entrypoints.deps import DataDep, TokensDep
 from services.member.entrypoints.schemas import LoginIn, MemberCreate, MemberUpdate
 from services.member.service_layer import commands
 from services.member.service_layer import members as handlers
