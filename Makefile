@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 STUBS  := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: demo test lint format up clean stubs
+.PHONY: demo test lint format up clean stubs venv
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -21,6 +21,8 @@ protos/%_pb2.py: protos/%.proto $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. $<
 
 stubs: $(STUBS)
+
+venv: $(STAMP) $(STUBS)
 
 demo: $(STAMP) $(STUBS)
 	$(BIN)/shop demo
