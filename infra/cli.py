@@ -6,6 +6,7 @@ import click
 from pydantic import ValidationError
 
 from infra.devbroker.cli import broker
+from infra.kafka.cli import kafka
 from infra.processes import PROCESSES, check_process_budgets
 from infra.settings import Settings
 from libs.dualwrite.cli import direction_option, repair_option
@@ -74,6 +75,7 @@ def up() -> None:
 
 
 main.add_command(broker)
+main.add_command(kafka)
 
 # The data migrations `shop reconcile` knows: name -> (spec, legacy DB URL, new DB URL).
 MIGRATIONS = {

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.kafka.runtime import KAFKA_VERSION
 from libs.timeouts import CallTimeouts
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
@@ -37,6 +38,18 @@ class Settings(BaseSettings):
     # give in-flight work up to shutdown_grace to finish.
     shutdown_grace_seconds: float = Field(10.0, gt=0)
     drain_delay_seconds: float = Field(0.0, ge=0)
+
+    # --- events: the Kafka-protocol broker every process talks to ---
+    # host:port[,host:port]. Unset: the embedded dev broker on SHOP_BROKER_PORT, which `shop up`
+    # and `shop demo` start. Set it to an Apache Kafka (`shop kafka`'s, compose's) and nothing
+    # else changes: the system runs on the real broker.
+    kafka_bootstrap: str | None = None
+    broker_port: int = 9092
+    # `shop kafka`: where Apache Kafka's jars are cached (outside the repo; default
+    # ~/.cache/strangler-shop/kafka), the version Maven resolves, and its broker port.
+    kafka_home: Path | None = None
+    kafka_version: str = KAFKA_VERSION
+    kafka_port: int = 9192
 
     # --- monolith (the legacy shop) ---
     monolith_port: int = 8001
@@ -114,6 +127,15 @@ class Settings(BaseSettings):
     @cached_property
     def legacy_db_url(self) -> str:
         return self.monolith_db_url or f"sqlite:///{self.data_dir / 'legacy.db'}"
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"{self.host}:{self.broker_port}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when the processes use the dev broker that `shop up` starts itself."""
+        return self.kafka_bootstrap is None
 
     @property
     def member_grpc_target(self) -> str:
