@@ -192,7 +192,7 @@ class KafkaNode:
             if self.process is None or self.process.poll() is not None:
                 raise KafkaUnavailable(f"Apache Kafka exited during start-up:\n{self.log_tail()}")
             if time.monotonic() - started > timeout:
-                raise KafkaUnavailable(f"Apache Kafka not ready in {timeout:g}s:\n{self.log_tail()}")
+                raise KafkaUnavailable(f"Kafka not ready in {timeout:g}s:\n{self.log_tail()}")
             time.sleep(0.2)
         return time.monotonic() - started
 
