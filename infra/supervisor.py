@@ -1,5 +1,6 @@
-"""A small local process supervisor: starts processes as `shop run NAME` children, waits for
-their readiness, and stops them with SIGTERM so each one drains and exits 0 by itself."""
+"""A small local process supervisor: starts processes as `shop run NAME` children (and the dev
+broker as `shop broker`), waits for their readiness, and stops them with SIGTERM so each one
+drains and exits 0 by itself: the applications first, then the broker they flush to."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from infra.kafka.probe import kafka_answers
+
+BROKER = "dev-broker"
 
 
 @dataclass
@@ -21,9 +27,12 @@ class Child:
     port: int
     process: subprocess.Popen
     log_path: Path
+    is_ready: Callable[[Child], bool] = field(default=lambda child: _is_ready(child))
 
     @property
     def url(self) -> str:
+        if self.name == BROKER:
+            return f"127.0.0.1:{self.port}"  # a Kafka bootstrap address, not HTTP
         return f"http://127.0.0.1:{self.port}"
 
     def log_tail(self, lines: int = 20) -> str:
@@ -38,11 +47,22 @@ class Supervisor:
     children: dict[str, Child] = field(default_factory=dict)
 
     def start(self, name: str, port: int) -> Child:
+        return self._spawn(name, port, ["run", name, "--port", str(port)])
+
+    def start_broker(self, port: int, data_dir: Path) -> Child:
+        """The embedded dev broker, ready once it answers a Kafka ApiVersions request."""
+        child = self._spawn(
+            BROKER, port, ["broker", "--port", str(port), "--data-dir", str(data_dir)]
+        )
+        child.is_ready = lambda c: kafka_answers("127.0.0.1", c.port)
+        return child
+
+    def _spawn(self, name: str, port: int, arguments: list[str]) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "infra", "run", name, "--port", str(port)],
+                [sys.executable, "-m", "infra", *arguments],
                 env={**os.environ, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -62,7 +82,7 @@ class Supervisor:
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         for child in self.children.values():
-            while not _is_ready(child):
+            while not child.is_ready(child):
                 if child.process.poll() is not None:
                     raise RuntimeError(f"{child.name} exited during start-up:\n{child.log_tail()}")
                 if time.monotonic() > deadline:
@@ -72,19 +92,28 @@ class Supervisor:
                 time.sleep(0.1)
 
     def stop(self, timeout: float = 30.0) -> dict[str, int | None]:
-        """SIGTERM to all, then wait; returns each exit code (None if it had to be killed)."""
-        for child in self.children.values():
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-        codes: dict[str, int | None] = {}
-        for name, child in self.children.items():
-            try:
-                codes[name] = child.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
-                codes[name] = None
-        return codes
+        """SIGTERM to all, then wait; returns each exit code (None if it had to be killed).
+        The broker stops last, so the processes can still flush their events while draining."""
+        apps = {n: c for n, c in self.children.items() if n != BROKER}
+        broker = {n: c for n, c in self.children.items() if n == BROKER}
+        codes = _terminate(apps, timeout)
+        codes.update(_terminate(broker, timeout))
+        return {name: codes[name] for name in self.children}
+
+
+def _terminate(children: dict[str, Child], timeout: float) -> dict[str, int | None]:
+    for child in children.values():
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    codes: dict[str, int | None] = {}
+    for name, child in children.items():
+        try:
+            codes[name] = child.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+            codes[name] = None
+    return codes
 
 
 def free_port() -> int:

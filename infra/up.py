@@ -7,7 +7,7 @@ import threading
 
 from infra.processes import PROCESSES
 from infra.settings import Settings
-from infra.supervisor import Supervisor
+from infra.supervisor import BROKER, Supervisor
 
 
 def run_up(settings: Settings) -> int:
@@ -16,6 +16,7 @@ def run_up(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
+        start_broker_if_embedded(supervisor, settings)
         supervisor.start_in_order({name: p.port(settings) for name, p in PROCESSES.items()})
     except RuntimeError as exc:
         print(exc)
@@ -23,7 +24,9 @@ def run_up(settings: Settings) -> int:
         return 1
     print(f"{'process':<16} {'url':<26} owns")
     for name, child in supervisor.children.items():
-        print(f"{name:<16} {child.url:<26} {PROCESSES[name].owns}")
+        print(f"{name:<16} {child.url:<26} {owns(name)}")
+    if not settings.embedded_broker:
+        print(f"{'kafka':<16} {settings.kafka_bootstrap_servers:<26} SHOP_KAFKA_BOOTSTRAP")
     if "gateway" in supervisor.children:
         print(f"\nmigration console: {console_url(settings)}")
     print(
@@ -38,6 +41,19 @@ def run_up(settings: Settings) -> int:
     codes = supervisor.stop()
     print("stopped: " + ", ".join(f"{name} exit {code}" for name, code in codes.items()))
     return 0 if all(code == 0 for code in codes.values()) else 1
+
+
+def start_broker_if_embedded(supervisor: Supervisor, settings: Settings) -> None:
+    """The dev broker, unless SHOP_KAFKA_BOOTSTRAP names a Kafka to use instead."""
+    if settings.embedded_broker:
+        supervisor.start_broker(settings.broker_port, settings.data_dir / "broker")
+        supervisor.wait_ready()
+
+
+def owns(name: str) -> str:
+    if name == BROKER:
+        return "Kafka topics, groups, offsets (SHOP_KAFKA_BOOTSTRAP unset)"
+    return PROCESSES[name].owns
 
 
 def console_url(settings: Settings) -> str:

@@ -18,6 +18,7 @@ from infra.processes import PROCESSES
 from infra.settings import Settings
 from infra.stages import STAGES, Endpoints
 from infra.supervisor import Supervisor, free_port
+from infra.up import owns, start_broker_if_embedded
 from libs.db import make_engine
 from monolith import invariants
 
@@ -44,12 +45,16 @@ def run_demo(workers: int, rounds: int) -> int:
         "SHOP_MEMBER_GRPC_PORT": str(free_port()),
         "SHOP_MEMBER_SYNC_INTERVAL": "0.2",
         "SHOP_MONOLITH_POINTS_RELAY_INTERVAL": "0.5",
+        # The dev broker on a port of its own, unless SHOP_KAFKA_BOOTSTRAP names a Kafka.
+        "SHOP_BROKER_PORT": str(free_port()),
         **{spec.port_env: str(ports[name]) for name, spec in processes.items()},
     }
     settings = Settings(
         data_dir=data_dir,
         **{spec.port_setting: ports[name] for name, spec in processes.items()},
         member_grpc_port=int(env["SHOP_MEMBER_GRPC_PORT"]),
+        broker_port=int(env["SHOP_BROKER_PORT"]),
+        kafka_bootstrap=base.kafka_bootstrap,
     )
     supervisor = Supervisor(env, data_dir / "logs")
     print(
@@ -59,9 +64,12 @@ def run_demo(workers: int, rounds: int) -> int:
     print(report.heading("Processes"))
     started = time.monotonic()
     try:
+        start_broker_if_embedded(supervisor, settings)
         supervisor.start_in_order(ports)
         for name, child in supervisor.children.items():
-            print(f"  {name:<16} {child.url:<26} ready ({processes[name].owns})")
+            print(f"  {name:<16} {child.url:<26} ready ({owns(name)})")
+        if not settings.embedded_broker:
+            print(f"  {'kafka':<16} {settings.kafka_bootstrap_servers:<26} (SHOP_KAFKA_BOOTSTRAP)")
         entry = supervisor.children["gateway"].url
         print(f"  entry point: {entry} (gateway), up in {time.monotonic() - started:.1f}s")
         stock_before = _stock_totals(settings)
