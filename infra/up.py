@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 
+from infra.kafka.probe import kafka_answers
 from infra.processes import PROCESSES
 from infra.settings import Settings
 from infra.supervisor import BROKER, Supervisor
@@ -48,6 +49,13 @@ def start_broker_if_embedded(supervisor: Supervisor, settings: Settings) -> None
     if settings.embedded_broker:
         supervisor.start_broker(settings.broker_port, settings.data_dir / "broker")
         supervisor.wait_ready()
+    elif not any(map(_answers, settings.kafka_bootstrap_servers.split(","))):
+        print(f"warning: no Kafka answers at SHOP_KAFKA_BOOTSTRAP={settings.kafka_bootstrap}")
+
+
+def _answers(address: str) -> bool:
+    host, _, port = address.strip().rpartition(":")
+    return kafka_answers(host, int(port or 9092))
 
 
 def owns(name: str) -> str:

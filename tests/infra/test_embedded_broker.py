@@ -22,10 +22,12 @@ def test_the_embedded_default_is_the_dev_broker_the_supervisor_starts(tmp_path):
     assert not kafka_answers("127.0.0.1", settings.broker_port)
 
 
-def test_a_configured_bootstrap_replaces_the_dev_broker(tmp_path):
-    settings = Settings(data_dir=tmp_path, kafka_bootstrap="kafka-1:9092,kafka-2:9092")
+def test_a_configured_bootstrap_replaces_the_dev_broker(tmp_path, capsys):
+    elsewhere = f"127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
+    settings = Settings(data_dir=tmp_path, kafka_bootstrap=elsewhere)
     supervisor = Supervisor({}, tmp_path / "logs")
     start_broker_if_embedded(supervisor, settings)
     assert supervisor.children == {}
-    assert settings.kafka_bootstrap_servers == "kafka-1:9092,kafka-2:9092"
+    assert settings.kafka_bootstrap_servers == elsewhere
     assert not settings.embedded_broker
+    assert f"no Kafka answers at SHOP_KAFKA_BOOTSTRAP={elsewhere}" in capsys.readouterr().out
