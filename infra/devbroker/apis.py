@@ -13,7 +13,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kio.index import KioIndexError
+from kio.index import KioIndexError, load_response_schema
 
 from infra.devbroker import codec
 from infra.devbroker.context import RequestContext
@@ -78,13 +78,15 @@ async def dispatch(
     api = APIS.get(api_key)
     if api is None or not api.min_version <= version <= api.max_version:
         if api_key == API_VERSIONS:
-            # KIP-511: a v0 body listing what is supported, so the client retries
-            # ApiVersions with a version this broker speaks.
+            # KIP-511: a v0 body listing the versions of ApiVersions this broker speaks,
+            # so the client retries with one of them. Like Kafka, only ApiVersions itself:
+            # the full list comes with the retried request.
+            own = [entry for entry in advertised() if entry["api_key"] == API_VERSIONS]
             return codec.encode_response(
                 API_VERSIONS,
                 0,
                 correlation_id,
-                {"error_code": UNSUPPORTED_VERSION, "api_keys": advertised()},
+                {"error_code": UNSUPPORTED_VERSION, "api_keys": own},
             )
         return error_response(api_key, version, correlation_id, UNSUPPORTED_VERSION)
     try:
@@ -108,8 +110,12 @@ async def dispatch(
 
 def error_response(api_key: int, version: int, correlation_id: int, code: int) -> bytes:
     """The API's own response shape with its top-level error code set when kio models
-    that API and version; otherwise a bare header and int16 error code."""
+    that API and version; otherwise a bare header and int16 error code. A response without
+    a top-level error code (Produce, Metadata, Fetch before v7) would otherwise carry none."""
     try:
-        return codec.encode_response(api_key, version, correlation_id, {"error_code": code})
+        schema = load_response_schema(api_key, version)
+        if "error_code" in {field.name for field in dataclasses.fields(schema)}:
+            return codec.encode_response(api_key, version, correlation_id, {"error_code": code})
     except (KioIndexError, ValueError, TypeError):
-        return struct.pack(">iih", 6, correlation_id, code)
+        pass
+    return struct.pack(">iih", 6, correlation_id, code)

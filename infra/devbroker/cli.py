@@ -34,7 +34,28 @@ def _default_data_dir() -> Path:
     envvar="SHOP_BROKER_DEFAULT_PARTITIONS",
     help="Partitions of an auto-created topic.",
 )
-def broker(host: str, port: int, data_dir: Path | None, default_partitions: int) -> None:
+@click.option(
+    "--group-min-session-timeout-ms",
+    default=6000,
+    show_default=True,
+    envvar="SHOP_BROKER_GROUP_MIN_SESSION_TIMEOUT_MS",
+    help="Kafka's group.min.session.timeout.ms: shorter client session timeouts are refused.",
+)
+@click.option(
+    "--max-request-bytes",
+    default=104_857_600,
+    show_default=True,
+    envvar="SHOP_BROKER_MAX_REQUEST_BYTES",
+    help="Kafka's socket.request.max.bytes: larger requests are refused.",
+)
+def broker(
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    default_partitions: int,
+    group_min_session_timeout_ms: int,
+    max_request_bytes: int,
+) -> None:
     """Run the Kafka-protocol dev broker (one node, no JVM, no Docker)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = BrokerConfig(
@@ -42,6 +63,8 @@ def broker(host: str, port: int, data_dir: Path | None, default_partitions: int)
         host=host,
         port=port,
         default_partitions=default_partitions,
+        group_min_session_timeout_ms=group_min_session_timeout_ms,
+        max_request_bytes=max_request_bytes,
     )
     asyncio.run(_serve(config))
 

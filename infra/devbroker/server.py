@@ -10,6 +10,7 @@ from infra.devbroker.config import BrokerConfig
 from infra.devbroker.connection import Connection
 from infra.devbroker.context import RequestContext
 from infra.devbroker.groups import GroupCoordinator
+from infra.devbroker.groups.store import GroupStore
 from infra.devbroker.offsets import OffsetStore
 from infra.devbroker.producers import ProducerStates
 from infra.devbroker.topics import TopicStore
@@ -27,10 +28,12 @@ class Broker:
         self.producers = ProducerStates(config.data_dir)
         self._replay_producer_state()
         self.offsets = OffsetStore(config.data_dir)
+        self.group_store = GroupStore(config.data_dir)
         self.groups = GroupCoordinator(
             config.group_min_session_timeout_ms,
             config.group_max_session_timeout_ms,
             config.group_initial_rebalance_delay_ms,
+            self.group_store,
         )
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -66,6 +69,7 @@ class Broker:
             self._flusher.cancel()
         self.topics.close()
         self.offsets.close()
+        self.group_store.close()
 
     def stopped_waiter(self) -> asyncio.Future[None]:
         assert self._stopped is not None

@@ -122,6 +122,8 @@ class KafkaNode:
     partitions: int = 3
     group_min_session_timeout_ms: int = 6000
     offsets_partitions: int = 50
+    # socket.request.max.bytes: larger requests are refused (Kafka's default, 100 MiB).
+    max_request_bytes: int = 104_857_600
     heap: str = "512m"
     process: subprocess.Popen | None = field(default=None, repr=False)
 
@@ -149,6 +151,7 @@ class KafkaNode:
                 partitions=self.partitions,
                 group_min_session_timeout_ms=self.group_min_session_timeout_ms,
                 offsets_partitions=self.offsets_partitions,
+                max_request_bytes=self.max_request_bytes,
             )
         )
         return self.config_path

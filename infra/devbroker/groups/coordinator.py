@@ -21,26 +21,46 @@ from infra.devbroker.groups.group import (
     Member,
     resolve,
 )
+from infra.devbroker.groups.store import GroupStore
 
 _TICK_SECONDS = 0.02
 
 
 class GroupCoordinator:
     def __init__(
-        self, min_session_ms: int, max_session_ms: int, initial_rebalance_delay_ms: int
+        self,
+        min_session_ms: int,
+        max_session_ms: int,
+        initial_rebalance_delay_ms: int,
+        store: GroupStore | None = None,
     ) -> None:
         self.groups: dict[str, Group] = {}
+        self._store = store
         self._min_session_ms = min_session_ms
         self._max_session_ms = max_session_ms
         self._initial_delay_ms = initial_rebalance_delay_ms
         self._reaper: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        if self._store is not None:
+            now = _now()
+            for record in self._store.loaded.values():
+                self._track(Group.restore(record, self._initial_delay_ms, now))
         self._reaper = asyncio.create_task(self._reap_forever(), name="group-session-reaper")
 
     async def stop(self) -> None:
         if self._reaper:
             self._reaper.cancel()
+
+    def _track(self, group: Group) -> Group:
+        self.groups[group.group_id] = group
+        if self._store is not None:
+            group.on_stored = self._write
+        return group
+
+    def _write(self, group: Group) -> None:
+        assert self._store is not None
+        self._store.store(group.snapshot())
 
     async def join(self, request: dict[str, Any], client_id: str, host: str) -> dict[str, Any]:
         """request: the JoinGroup body plus `require_known_member_id` (v4+)."""
@@ -55,9 +75,7 @@ class GroupCoordinator:
         if group is None:
             if member_id:
                 return _error(UNKNOWN_MEMBER_ID, member_id)
-            group = self.groups[group_id] = Group(
-                group_id, request["protocol_type"], self._initial_delay_ms
-            )
+            group = self._track(Group(group_id, request["protocol_type"], self._initial_delay_ms))
         if member_id and group.is_fenced(member_id, instance_id):
             return _error(FENCED_INSTANCE_ID, member_id)
         if not group.supports(request["protocol_type"], protocols):
@@ -142,6 +160,7 @@ class GroupCoordinator:
             group.leader = member.member_id
         group.add(member, now)
         if group.state is GroupState.STABLE and member.protocols == old.protocols:
+            group.stored()  # Kafka records the new member id in the group's metadata
             return group.join_result(member, with_members=False, leader=old_leader)
         return await self._rejoin(group, member, now)
 

@@ -11,8 +11,10 @@ That pause is what a rebalance costs, and what static membership avoids.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import enum
+from collections.abc import Callable
 from typing import Any
 
 # Kafka error codes used by the coordinator.
@@ -74,6 +76,62 @@ class Group:
         self.initial_delay_ms = initial_delay_ms
         self.delaying_initial_join = False
         self.rebalances = 0
+        # Called when Kafka would write the group's metadata record: a rebalance completed
+        # (the leader's assignment is in) or the group became empty.
+        self.on_stored: Callable[[Group], None] | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """The group as a restarted broker needs it: who is in which generation with
+        which assignment."""
+        members = [
+            {
+                "member_id": m.member_id,
+                "group_instance_id": m.group_instance_id,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                "session_timeout_ms": m.session_timeout_ms,
+                "rebalance_timeout_ms": m.rebalance_timeout_ms,
+                "protocols": [[name, _b64(meta)] for name, meta in m.protocols],
+                "assignment": _b64(m.assignment),
+            }
+            for m in self.members.values()
+        ]
+        return {
+            "group_id": self.group_id,
+            "protocol_type": self.protocol_type,
+            "generation": self.generation,
+            "protocol_name": self.protocol_name,
+            "leader": self.leader,
+            "members": members,
+        }
+
+    @classmethod
+    def restore(cls, record: dict[str, Any], initial_delay_ms: int, now: float) -> Group:
+        """A stored group comes back Stable (Empty without members); as in Kafka, every
+        member gets a fresh session timeout from now to heartbeat again."""
+        group = cls(record["group_id"], record["protocol_type"], initial_delay_ms)
+        group.generation = record["generation"]
+        for entry in record["members"]:
+            member = Member(
+                member_id=entry["member_id"],
+                group_instance_id=entry["group_instance_id"],
+                client_id=entry["client_id"],
+                client_host=entry["client_host"],
+                session_timeout_ms=entry["session_timeout_ms"],
+                rebalance_timeout_ms=entry["rebalance_timeout_ms"],
+                protocols=[(name, _unb64(meta)) for name, meta in entry["protocols"]],
+                assignment=_unb64(entry["assignment"]),
+            )
+            group.add(member, now)
+        if group.members:
+            group.state = GroupState.STABLE
+            group.protocol_name = record["protocol_name"]
+            group.leader = record["leader"]
+        return group
+
+    def stored(self) -> None:
+        if self.on_stored is not None:
+            self.on_stored(self)
 
     def is_fenced(self, member_id: str, instance_id: str | None) -> bool:
         """KIP-345: once a static instance rejoined under a new member id, requests
@@ -154,6 +212,7 @@ class Group:
             self.state = GroupState.EMPTY
             self.protocol_name = None
             self.leader = None
+            self.stored()
             return
         self.protocol_name = self._select_protocol()
         if self.leader not in self.members:
@@ -169,6 +228,8 @@ class Group:
         self.state = GroupState.STABLE
         for member in self.members.values():
             member.assignment = assignments.get(member.member_id, b"")
+        self.stored()
+        for member in self.members.values():
             resolve(member.sync_waiter, {"error_code": NONE, "assignment": member.assignment})
             member.sync_waiter = None
 
@@ -205,3 +266,11 @@ class Group:
             choice = next(name for name, _ in member.protocols if name in candidates)
             votes[choice] = votes.get(choice, 0) + 1
         return max(votes, key=lambda name: votes[name])
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text)
