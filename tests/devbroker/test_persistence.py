@@ -1,4 +1,6 @@
-"""Topics, messages and committed offsets live in the data dir and survive restarts."""
+"""The dev broker's own data dir: how it recovers a torn write, and the `shop broker` command.
+That committed offsets survive restarts, on either broker, is in
+tests/brokers/test_offsets_across_restarts.py."""
 
 from __future__ import annotations
 
@@ -11,56 +13,12 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from infra.devbroker import Broker
+from tests.support.kafka_clients import consume
 
-from .clients import consume
 from .conftest import CLIENT_TIMINGS, free_port
 
 # The console script installed next to this interpreter: the command users run.
 SHOP = str(Path(sys.executable).parent / "shop")
-
-
-async def restart(broker: Broker) -> Broker:
-    await broker.stop()
-    restarted = Broker(broker.config)
-    await restarted.start()
-    return restarted
-
-
-async def test_committed_offsets_survive_consumer_and_broker_restarts(
-    broker, producer, make_consumer
-):
-    broker.topics.create("member-changes", 4)
-    for number in range(40):
-        await producer.send_and_wait("member-changes", str(number).encode(), key=b"%d" % number)
-    reader = make_consumer("member-changes", group_id="read-model", enable_auto_commit=False)
-    await reader.start()
-    try:
-        await consume(reader, 40)
-        await reader.commit()
-    finally:
-        await reader.stop()
-    await producer.stop()
-
-    restarted = await restart(broker)
-    try:
-        late = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{restarted.port}")
-        await late.start()
-        try:
-            for number in range(40, 45):
-                await late.send_and_wait("member-changes", str(number).encode(), partition=1)
-        finally:
-            await late.stop()
-        reader = make_consumer("member-changes", group_id="read-model")
-        await reader.start()
-        try:
-            resumed = await consume(reader, 5)
-        finally:
-            await reader.stop()
-    finally:
-        await restarted.stop()
-    assert len(restarted.topics.partitions["member-changes"]) == 4
-    assert sum(log.end_offset for log in restarted.topics.partitions["member-changes"]) == 45
-    assert sorted(int(m.value) for m in resumed) == list(range(40, 45))
 
 
 async def test_a_torn_write_at_the_end_of_a_log_is_cut_off_at_start_up(broker, producer):

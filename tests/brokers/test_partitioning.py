@@ -5,24 +5,24 @@ from __future__ import annotations
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from .clients import consume
+from tests.support.kafka_clients import consume
 
 
 async def test_keyed_messages_land_on_the_murmur2_partition_and_keep_per_key_order(
-    broker, producer, make_consumer
+    new_topic, unique, producer, make_consumer
 ):
-    broker.topics.create("member-points", 6)
+    topic = await new_topic("member-points", 6)
     keys = [f"member-{n}".encode() for n in range(12)]
     partitioner = DefaultPartitioner()
     expected = {key: partitioner(key, list(range(6)), list(range(6))) for key in keys}
     sent = [
-        await producer.send("member-points", f"{key.decode()}:{seq}".encode(), key=key)
+        await producer.send(topic, f"{key.decode()}:{seq}".encode(), key=key)
         for seq in range(15)
         for key in keys
     ]
     placed = [await future for future in sent]
 
-    consumer = make_consumer("member-points", group_id="points-reader")
+    consumer = make_consumer(topic, group_id=unique("points-reader"))
     await consumer.start()
     try:
         received = await consume(consumer, len(sent))

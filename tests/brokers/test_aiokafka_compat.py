@@ -1,38 +1,35 @@
-"""aiokafka 0.14 against the dev broker over real sockets: the services' own client."""
+"""aiokafka 0.14, the services' own client, against each broker over real sockets."""
 
 from __future__ import annotations
 
 import asyncio
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.structs import TopicPartition
 
-from .clients import consume
+from tests.support.kafka_clients import consume
 
 
-async def test_admin_client_creates_a_topic_with_the_requested_partitions(bootstrap, broker):
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        created = await admin.create_topics([NewTopic("member-events", 6, 1)])
-        described = await admin.describe_topics(["member-events"])
-        again = await admin.create_topics([NewTopic("member-events", 6, 1)])
-    finally:
-        await admin.close()
-    assert created.topic_errors[0][:2] == ("member-events", 0)
+async def test_admin_client_creates_a_topic_with_the_requested_partitions(admin, unique):
+    topic = unique("member-events")
+    created = await admin.create_topics([NewTopic(topic, 6, 1)])
+    described = await admin.describe_topics([topic])
+    again = await admin.create_topics([NewTopic(topic, 6, 1)])
+    assert created.topic_errors[0][:2] == (topic, 0)
     assert len(described[0]["partitions"]) == 6
     assert again.topic_errors[0][1] == 36  # TOPIC_ALREADY_EXISTS
 
 
 async def test_produced_messages_are_consumed_with_their_keys_headers_and_offsets(
-    producer, make_consumer
+    producer, make_consumer, unique
 ):
+    topic = unique("orders")
     for number in range(20):
         await producer.send_and_wait(
-            "orders", f"order-{number}".encode(), key=b"member-1", headers=[("type", b"created")]
+            topic, f"order-{number}".encode(), key=b"member-1", headers=[("type", b"created")]
         )
-    consumer = make_consumer("orders", group_id="order-reader")
+    consumer = make_consumer(topic, group_id=unique("order-reader"))
     await consumer.start()
     try:
         received = await consume(consumer, 20)
@@ -44,32 +41,42 @@ async def test_produced_messages_are_consumed_with_their_keys_headers_and_offset
 
 
 async def test_idempotent_producer_is_given_a_producer_id_and_appends_in_order(
-    bootstrap, broker, make_consumer
+    bootstrap, make_consumer, unique
 ):
+    topic = unique("payments")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
     await producer.start()
     try:
-        sent = [producer.send("payments", f"p{n}".encode(), partition=0) for n in range(50)]
+        sent = [producer.send(topic, f"p{n}".encode(), partition=0) for n in range(50)]
         offsets = [(await future).offset for future in await asyncio.gather(*sent)]
     finally:
         await producer.stop()
+    consumer = make_consumer()
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, 0)])
+    finally:
+        await consumer.stop()
     assert offsets == list(range(50))
-    assert broker.topics.get("payments", 0).end_offset == 50
+    assert ends[TopicPartition(topic, 0)] == 50
 
 
-async def test_compressed_batches_are_stored_as_sent_and_read_back(bootstrap, make_consumer):
+async def test_compressed_batches_are_stored_as_sent_and_read_back(
+    bootstrap, make_consumer, unique
+):
+    topic = unique("compressed")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, compression_type="gzip")
     await producer.start()
     try:
         for number in range(10):
-            await producer.send("compressed", b"x" * 500 + bytes([number]), partition=1)
+            await producer.send(topic, b"x" * 500 + bytes([number]), partition=1)
         await producer.flush()
     finally:
         await producer.stop()
     consumer = make_consumer()
     await consumer.start()
     try:
-        consumer.assign([TopicPartition("compressed", 1)])
+        consumer.assign([TopicPartition(topic, 1)])
         received = await consume(consumer, 10)
     finally:
         await consumer.stop()
@@ -77,14 +84,15 @@ async def test_compressed_batches_are_stored_as_sent_and_read_back(bootstrap, ma
 
 
 async def test_offsets_for_times_and_end_offsets_are_answered_by_list_offsets(
-    producer, make_consumer
+    producer, make_consumer, unique
 ):
-    first = await producer.send_and_wait("clock", b"early", partition=0, timestamp_ms=1_000)
-    await producer.send_and_wait("clock", b"late", partition=0, timestamp_ms=5_000)
+    topic = unique("clock")
+    first = await producer.send_and_wait(topic, b"early", partition=0, timestamp_ms=1_000)
+    await producer.send_and_wait(topic, b"late", partition=0, timestamp_ms=5_000)
     consumer = make_consumer()
     await consumer.start()
     try:
-        partition = TopicPartition("clock", 0)
+        partition = TopicPartition(topic, 0)
         found = await consumer.offsets_for_times({partition: 2_000})
         ends = await consumer.end_offsets([partition])
         starts = await consumer.beginning_offsets([partition])
@@ -96,19 +104,20 @@ async def test_offsets_for_times_and_end_offsets_are_answered_by_list_offsets(
 
 
 async def test_a_waiting_consumer_receives_a_new_message_without_polling_delay(
-    producer, make_consumer
+    producer, make_consumer, unique
 ):
-    await producer.send_and_wait("latency", b"warm-up", partition=0)
+    topic = unique("latency")
+    await producer.send_and_wait(topic, b"warm-up", partition=0)
     consumer = make_consumer(fetch_max_wait_ms=5000)
     await consumer.start()
     try:
-        consumer.assign([TopicPartition("latency", 0)])
+        consumer.assign([TopicPartition(topic, 0)])
         await consume(consumer, 1)
         loop = asyncio.get_running_loop()
         pending = asyncio.ensure_future(consume(consumer, 1))
         await asyncio.sleep(0.3)  # the fetch is now parked in the broker's long-poll
         sent_at = loop.time()
-        await producer.send_and_wait("latency", b"now", partition=0)
+        await producer.send_and_wait(topic, b"now", partition=0)
         [message] = await pending
         waited = loop.time() - sent_at
     finally:
@@ -117,22 +126,20 @@ async def test_a_waiting_consumer_receives_a_new_message_without_polling_delay(
     assert waited < 1.0
 
 
-async def test_groups_can_be_listed_and_described_for_inspection(bootstrap, make_consumer):
-    consumer = make_consumer("inspected", group_id="read-model-views")
+async def test_groups_can_be_listed_and_described_for_inspection(admin, make_consumer, unique):
+    group_id = unique("read-model-views")
+    consumer = make_consumer(unique("inspected"), group_id=group_id)
     await consumer.start()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
     try:
         await consume_nothing_until_assigned(consumer)
         listed = await admin.list_consumer_groups()
-        [described] = await admin.describe_consumer_groups(["read-model-views"])
+        [described] = await admin.describe_consumer_groups([group_id])
     finally:
-        await admin.close()
         await consumer.stop()
-    assert ("read-model-views", "consumer") in listed
+    assert (group_id, "consumer") in listed
     group = described.groups[0]
     assert (group[1], group[2], group[3], group[4]) == (
-        "read-model-views",
+        group_id,
         "Stable",
         "consumer",
         "roundrobin",
