@@ -1,10 +1,15 @@
-"""Dev broker benchmark: aiokafka throughput and end-to-end latency, in one run.
+"""Dev broker benchmark: the dev broker vs Apache Kafka under the same aiokafka workload, side
+by side in one run.
 
     .venv/bin/python bench/devbroker.py [--messages 50000] [--size 1024] [--rate 1000]
+                                        [--only devbroker|apache-kafka] [--bootstrap HOST:PORT]
 
-Starts `shop broker` in its own process on a free port with a temporary data dir
-(or uses --bootstrap to measure any Kafka-protocol broker, e.g. the compose Kafka)
-and prints what it measured next to the targets. It is a script, not a timed test.
+Starts `shop broker` and then Apache Kafka (infra.kafka, from the cached jars; Java 17+), each
+in its own process on a free loopback port with a temporary data dir, one after the other so
+they never compete for the CPU. Against each: a warm-up, a produce burst (acks=all), a consume
+burst of the same messages, and a paced end-to-end latency run. Prints one table with both and
+the ratios, then the targets. `--bootstrap` measures an already-running broker alone instead.
+It is a script, not a timed test: nothing here asserts on a figure.
 """
 
 from __future__ import annotations
@@ -14,59 +19,192 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
-import statistics
 import struct
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import aiokafka
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
-TARGET_MSGS_PER_S = 20_000
-TARGET_P99_MS = 50.0
+from infra.kafka.runtime import KafkaNode, KafkaUnavailable, check_java, default_home, fetch
+from infra.settings import Settings
+from infra.supervisor import free_port
+
+DEVBROKER, APACHE_KAFKA = "devbroker", "apache-kafka"
+LABELS = {DEVBROKER: "dev broker", APACHE_KAFKA: "Apache Kafka"}
+# The targets, relative to Apache Kafka on the same machine and workload.
+TARGET_THROUGHPUT_RATIO = 0.8  # dev broker msgs/s >= 0.8x Kafka's, produce and consume
+TARGET_P99_RATIO = 1.0  # dev broker e2e p99 <= Kafka's
+ACKS = "all"  # every produce waits for the full ISR (one replica here) on both brokers
+# Enough for Kafka's JIT to compile the produce and fetch paths (a cold JVM measures at half
+# speed or less), short enough to stay a warm-up: about a second or two on either broker.
+WARM_UP_MESSAGES = 20_000
 _STAMP = struct.Struct(">d")
 
 
+@dataclass
+class Workload:
+    messages: int
+    size: int
+    rate: int
+    seconds: float
+    partitions: int
+
+
+@dataclass
+class Figures:
+    """What one broker did; rates are derived, so the table and the verdict agree."""
+
+    messages: int
+    size: int
+    produce_s: float
+    consume_s: float
+    latencies_ms: list[float]
+
+    @property
+    def produce_msgs(self) -> float:
+        return self.messages / self.produce_s
+
+    @property
+    def consume_msgs(self) -> float:
+        return self.messages / self.consume_s
+
+    @property
+    def produce_mb(self) -> float:
+        return self.produce_msgs * self.size / 1e6
+
+    @property
+    def consume_mb(self) -> float:
+        return self.consume_msgs * self.size / 1e6
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.latencies_ms, 0.50)
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.latencies_ms, 0.99)
+
+
+# --- the brokers --------------------------------------------------------------------------
+
+
 @contextlib.asynccontextmanager
-async def shop_broker() -> AsyncIterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+async def devbroker(partitions: int) -> AsyncIterator[str]:
+    """`shop broker` in its own process, exactly as a developer runs it."""
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="devbroker-bench-") as data_dir:
         shop = Path(sys.executable).parent / "shop"
         process = await asyncio.create_subprocess_exec(
-            str(shop),
-            "broker",
-            "--port",
-            str(port),
-            "--data-dir",
-            data_dir,
-            "--default-partitions",
-            "1",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+            str(shop), "broker", "--port", str(port), "--data-dir", data_dir,
+            "--default-partitions", str(partitions),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        )  # fmt: skip
         assert process.stdout is not None
-        await asyncio.wait_for(process.stdout.readline(), 30)
+        # The CLI prints one line once it listens: the broker is ready from then on.
+        if not await asyncio.wait_for(process.stdout.readline(), 30):
+            raise RuntimeError(f"`shop broker` exited with {await process.wait()} at start-up")
         try:
             yield f"127.0.0.1:{port}"
         finally:
             process.send_signal(signal.SIGTERM)
-            await process.wait()
+            code = await process.wait()
+            if code != 0:
+                print(f"warning: the dev broker exited with {code}", file=sys.stderr)
+
+
+@contextlib.asynccontextmanager
+async def apache_kafka(partitions: int) -> AsyncIterator[str]:
+    """One KRaft node from the cached jars; KafkaUnavailable says what this machine lacks."""
+    check_java()
+    settings = Settings()
+    lib = fetch(settings.kafka_home or default_home(), settings.kafka_version)
+    with tempfile.TemporaryDirectory(prefix="kafka-bench-") as data_dir:
+        port = free_port()
+        node = KafkaNode(
+            lib,
+            Path(data_dir) / "data",
+            port=port,
+            controller_port=free_port_but(port),
+            partitions=partitions,
+            # No consumer group in this workload; one offsets partition keeps start-up short.
+            offsets_partitions=1,
+        )
+        # KafkaNode blocks (JVM start, readiness polling): keep it off the event loop.
+        await asyncio.to_thread(node.start)
+        try:
+            await asyncio.to_thread(node.wait_ready, 90)
+            yield node.bootstrap
+        finally:
+            code = await asyncio.to_thread(node.stop)
+            if code != 0:
+                print(f"warning: Apache Kafka exited with {code}", file=sys.stderr)
+
+
+def free_port_but(taken: int) -> int:
+    """A free port other than `taken`: two quick free_port() calls may return the same one."""
+    while (port := free_port()) == taken:
+        pass
+    return port
+
+
+BROKERS: dict[str, Callable[[int], contextlib.AbstractAsyncContextManager[str]]] = {
+    DEVBROKER: devbroker,
+    APACHE_KAFKA: apache_kafka,
+}
+
+
+# --- the workload -------------------------------------------------------------------------
+
+
+def new_producer(bootstrap: str, linger_ms: int) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=linger_ms, max_batch_size=256 * 1024, acks=ACKS
+    )
+
+
+async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    """Create the topics up front, so no measurement pays for auto-creation."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+        )
+    finally:
+        await admin.close()
+
+
+async def warm_up(bootstrap: str, topics: list[str], size: int) -> None:
+    """A short produce and consume round on a topic of its own (first connections, code paths,
+    Kafka's JIT), and metadata with a leader for every measured topic."""
+    warm = topics[0]
+    await produce_burst(bootstrap, warm, WARM_UP_MESSAGES, size)
+    await consume_burst(bootstrap, warm, WARM_UP_MESSAGES)
+    producer = new_producer(bootstrap, linger_ms=0)
+    await producer.start()
+    try:
+        for topic in topics[1:]:
+            await producer.partitions_for(topic)
+    finally:
+        await producer.stop()
 
 
 async def produce_burst(bootstrap: str, topic: str, count: int, size: int) -> float:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024, acks=1
-    )
+    """Seconds from the first send to the last acknowledgement, all to partition 0."""
+    producer = new_producer(bootstrap, linger_ms=5)
     await producer.start()
     payload = os.urandom(size)
     try:
+        await producer.partitions_for(topic)  # metadata before the clock starts
         started = time.perf_counter()
         pending = [await producer.send(topic, payload, partition=0) for _ in range(count)]
         await asyncio.gather(*pending)
@@ -76,6 +214,7 @@ async def produce_burst(bootstrap: str, topic: str, count: int, size: int) -> fl
 
 
 async def consume_burst(bootstrap: str, topic: str, count: int) -> float:
+    """Seconds to read `count` messages of partition 0 from the start."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     try:
@@ -89,19 +228,12 @@ async def consume_burst(bootstrap: str, topic: str, count: int) -> float:
         await consumer.stop()
 
 
-async def produce_while_consuming(bootstrap: str, topic: str, count: int, size: int) -> float:
-    """Both sides at once, as in a running system: until the last message is consumed."""
-    started = time.perf_counter()
-    await asyncio.gather(
-        produce_burst(bootstrap, topic, count, size), consume_burst(bootstrap, topic, count)
-    )
-    return time.perf_counter() - started
-
-
-async def latency_run(bootstrap: str, topic: str, rate: int, seconds: float, size: int) -> list:
-    """Paced sends stamped with the send time; the consumer tails the partition."""
-    count = int(rate * seconds)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+async def latency_run(bootstrap: str, topic: str, workload: Workload) -> list[float]:
+    """Paced sends stamped with the send time; a consumer tails the partition and measures
+    arrival. Same process, so both stamps come from one clock."""
+    rate, size = workload.rate, workload.size
+    count = int(rate * workload.seconds)
+    producer = new_producer(bootstrap, linger_ms=0)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="latest")
     await producer.start()
     await consumer.start()
@@ -121,7 +253,7 @@ async def latency_run(bootstrap: str, topic: str, rate: int, seconds: float, siz
                     )
 
         tailing = asyncio.create_task(tail())
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # the tail's first fetch is parked at the end before we send
         padding = b"\x00" * (size - _STAMP.size)
         started = time.perf_counter()
         for number in range(count):
@@ -134,54 +266,128 @@ async def latency_run(bootstrap: str, topic: str, rate: int, seconds: float, siz
     return latencies
 
 
+async def measure(bootstrap: str, workload: Workload) -> Figures:
+    # Fresh names per run: an already-running broker (--bootstrap) may hold older ones.
+    run = uuid.uuid4().hex[:8]
+    topics = [f"bench-{name}-{run}" for name in ("warm-up", "throughput", "latency")]
+    await create_topics(bootstrap, topics, workload.partitions)
+    await warm_up(bootstrap, topics, workload.size)
+    n, size = workload.messages, workload.size
+    produce_s = await produce_burst(bootstrap, topics[1], n, size)
+    consume_s = await consume_burst(bootstrap, topics[1], n)
+    latencies = await latency_run(bootstrap, topics[2], workload)
+    return Figures(n, size, produce_s, consume_s, latencies)
+
+
+async def measure_started(kind: str, workload: Workload) -> Figures | None:
+    """Start one broker, measure it, stop it; None (and why) when it cannot run here."""
+    print(f"measuring: {LABELS[kind]} ...", file=sys.stderr, flush=True)
+    try:
+        async with BROKERS[kind](workload.partitions) as bootstrap:
+            return await measure(bootstrap, workload)
+    except KafkaUnavailable as missing:
+        print(f"\n{LABELS[kind]} not measured: {missing}\n", file=sys.stderr)
+        return None
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+ROWS: list[tuple[str, Callable[[Figures], float], str]] = [
+    ("produce msgs/s", lambda f: f.produce_msgs, ",.0f"),
+    ("produce MB/s", lambda f: f.produce_mb, ",.1f"),
+    ("consume msgs/s", lambda f: f.consume_msgs, ",.0f"),
+    ("consume MB/s", lambda f: f.consume_mb, ",.1f"),
+    ("e2e p50 ms", lambda f: f.p50_ms, ",.2f"),
+    ("e2e p99 ms", lambda f: f.p99_ms, ",.2f"),
+]
+
+
+def print_header(workload: Workload) -> None:
+    print(
+        f"{workload.messages:,} messages x {workload.size} B, aiokafka {aiokafka.__version__}, "
+        f"acks={ACKS}, {workload.partitions} partition(s) per topic, all traffic on partition 0"
+    )
+    print(
+        f"end-to-end latency: {workload.rate:,} msgs/s for {workload.seconds:g} s "
+        f"({int(workload.rate * workload.seconds):,} messages), linger_ms=0"
+    )
+    # Both brokers and the client share this machine's cores: other load skews the figures.
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"machine: {os.cpu_count()} cores, load average {load} (1/5/15 min) at the end")
+    print()
+
+
+def print_table(results: dict[str, Figures]) -> None:
+    if not results:
+        print("nothing measured")
+        return
+    columns = [LABELS.get(kind, kind) for kind in results]
+    both = DEVBROKER in results and APACHE_KAFKA in results
+    if both:
+        columns.append("ratio dev/kafka")
+    print(f"{'':<16}" + "".join(f"{column:>18}" for column in columns))
+    for label, value, spec in ROWS:
+        cells = [format(value(figures), spec) for figures in results.values()]
+        if both:
+            cells.append(f"{ratio(results, value):.2f}")
+        print(f"{label:<16}" + "".join(f"{cell:>18}" for cell in cells))
+
+
+def ratio(results: dict[str, Figures], value: Callable[[Figures], float]) -> float:
+    return value(results[DEVBROKER]) / value(results[APACHE_KAFKA])
+
+
+def print_verdict(results: dict[str, Figures]) -> None:
+    print()
+    if DEVBROKER not in results or APACHE_KAFKA not in results:
+        print("targets: not judged (they compare the dev broker with Apache Kafka; both needed)")
+        return
+    checks = [
+        ("produce msgs/s", lambda f: f.produce_msgs, ">=", TARGET_THROUGHPUT_RATIO),
+        ("consume msgs/s", lambda f: f.consume_msgs, ">=", TARGET_THROUGHPUT_RATIO),
+        ("e2e p99 ms", lambda f: f.p99_ms, "<=", TARGET_P99_RATIO),
+    ]
+    print("targets (dev broker / Apache Kafka):")
+    for label, value, op, target in checks:
+        found = ratio(results, value)
+        met = found >= target if op == ">=" else found <= target
+        print(f"  {label:<16} {found:5.2f}x  {op} {target:.1f}x   {'met' if met else 'MISSED'}")
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
 async def run(args: argparse.Namespace) -> None:
-    async with contextlib.AsyncExitStack() as stack:
-        bootstrap = args.bootstrap or await stack.enter_async_context(shop_broker())
-        n, size = args.messages, args.size
-        produced_s = await produce_burst(bootstrap, "bench-throughput", n, size)
-        consumed_s = await consume_burst(bootstrap, "bench-throughput", n)
-        both_s = await produce_while_consuming(bootstrap, "bench-both", n, size)
-        latencies = await latency_run(bootstrap, "bench-latency", args.rate, args.seconds, size)
-    print(f"broker: {args.bootstrap or 'shop broker (dev broker, separate process)'}")
-    print(f"{n:,} messages of {size} B, aiokafka {_aiokafka_version()}")
-    throughput_line("produce", n, size, produced_s)
-    throughput_line("consume", n, size, consumed_s)
-    throughput_line("both", n, size, both_s, "produced and consumed concurrently; ")
-    p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
-    print(
-        f"end-to-end latency at {args.rate:,} msgs/s over {len(latencies):,} messages: "
-        f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {max(latencies):.2f} ms, "
-        f"mean {statistics.fmean(latencies):.2f} ms"
-    )
-    print(f"p99 target <= {TARGET_P99_MS:.0f} ms: x{TARGET_P99_MS / p99:.2f} headroom")
-
-
-def throughput_line(label: str, count: int, size: int, seconds: float, note: str = "") -> None:
-    rate = count / seconds
-    print(
-        f"{label:<8} {rate:>10,.0f} msgs/s {count * size / 1e6 / seconds:7.1f} MB/s  "
-        f"({note}target >= {TARGET_MSGS_PER_S:,}: x{rate / TARGET_MSGS_PER_S:.2f})"
-    )
-
-
-def _aiokafka_version() -> str:
-    import aiokafka
-
-    return aiokafka.__version__
+    workload = Workload(args.messages, args.size, args.rate, args.seconds, args.partitions)
+    results: dict[str, Figures] = {}
+    if args.bootstrap:
+        results[args.bootstrap] = await measure(args.bootstrap, workload)
+    else:
+        # One after the other: each broker has the machine to itself while it is measured.
+        for kind in [args.only] if args.only else [DEVBROKER, APACHE_KAFKA]:
+            if (figures := await measure_started(kind, workload)) is not None:
+                results[kind] = figures
+    print_header(workload)
+    print_table(results)
+    print_verdict(results)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", help="measure this broker instead of starting one")
     parser.add_argument("--messages", type=int, default=50_000)
-    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--size", type=int, default=1024, help="bytes per message")
     parser.add_argument("--rate", type=int, default=1_000, help="msgs/s for the latency run")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the latency run")
+    parser.add_argument("--partitions", type=int, default=1, help="partitions per topic")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--only", choices=[DEVBROKER, APACHE_KAFKA], help="measure one broker")
+    which.add_argument("--bootstrap", help="measure this running broker alone instead")
     asyncio.run(run(parser.parse_args()))
 
 
