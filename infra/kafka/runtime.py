@@ -106,8 +106,12 @@ def fetch(home: Path, version: str = KAFKA_VERSION, echo=print) -> Path:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (as Kafka's own)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding. Like Kafka's own
+    Uuid.randomUuid it never starts with "-", which the storage tool would take for an option
+    (one id in 64 would otherwise fail `format`)."""
+    while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()).startswith("-"):
+        pass
+    return cluster_id.rstrip("=")
 
 
 @dataclass
@@ -161,7 +165,10 @@ class KafkaNode:
         if (self.data_dir / "logs" / "meta.properties").exists():
             return False
         self._java(
-            "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(self.config_path)
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={new_cluster_id()}",
+            f"--config={self.config_path}",
         )
         return True
 
