@@ -17,13 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.brokers import KINDS, BrokerUnderTest, KafkaUnavailable, start_broker
-
-CLIENT_TIMINGS: dict[str, Any] = {
-    "session_timeout_ms": 1500,
-    "heartbeat_interval_ms": 100,
-    "retry_backoff_ms": 50,
-    "metadata_max_age_ms": 5000,
-}
+from tests.support.kafka_clients import CLIENT_TIMINGS
 
 
 @pytest.fixture(scope="session", params=KINDS)

@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 from aiokafka.structs import TopicPartition
 
-from tests.support.kafka_clients import consume
+from tests.support.kafka_clients import consume, end_offsets
 
 
 async def test_admin_client_creates_a_topic_with_the_requested_partitions(admin, unique):
@@ -51,14 +51,8 @@ async def test_idempotent_producer_is_given_a_producer_id_and_appends_in_order(
         offsets = [(await future).offset for future in await asyncio.gather(*sent)]
     finally:
         await producer.stop()
-    consumer = make_consumer()
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets([TopicPartition(topic, 0)])
-    finally:
-        await consumer.stop()
     assert offsets == list(range(50))
-    assert ends[TopicPartition(topic, 0)] == 50
+    assert await end_offsets(make_consumer, topic) == {0: 50}
 
 
 async def test_compressed_batches_are_stored_as_sent_and_read_back(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiokafka.structs import TopicPartition
 
+from tests.support.kafka_clients import end_offsets
 from tests.support.kafka_wire import WireClient, produce_body, record_batch
 
 PRODUCE, INIT_PRODUCER_ID = 0, 22
@@ -57,16 +57,6 @@ async def send(client: WireClient, topic: str, batch: bytes) -> dict:
             await asyncio.sleep(0.1)
 
 
-async def end_offset(make_consumer, topic: str) -> int:
-    consumer = make_consumer()
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets([TopicPartition(topic, 0)])
-    finally:
-        await consumer.stop()
-    return ends[TopicPartition(topic, 0)]
-
-
 async def test_a_retried_batch_is_not_appended_twice(client, topic, make_consumer):
     pid = await producer_id(client)
     first = record_batch([b"charge-1", b"charge-2"], pid, 0, sequence=0)
@@ -79,7 +69,7 @@ async def test_a_retried_batch_is_not_appended_twice(client, topic, make_consume
     assert (original["error_code"], original["base_offset"]) == (0, 0)
     assert (retried["error_code"], retried["base_offset"]) == (0, 0)
     assert (following["error_code"], following["base_offset"]) == (0, 2)
-    assert await end_offset(make_consumer, topic) == 3
+    assert (await end_offsets(make_consumer, topic))[0] == 3
 
 
 async def test_a_sequence_gap_is_refused_as_out_of_order(client, topic):
@@ -113,5 +103,5 @@ async def test_duplicate_detection_survives_a_broker_restart(
     finally:
         await again.close()
     assert (retried["error_code"], retried["base_offset"]) == (0, 0)
-    assert await end_offset(make_consumer, topic) == 1
+    assert (await end_offsets(make_consumer, topic))[0] == 1
     assert fresh_id > pid

@@ -10,7 +10,7 @@ import contextlib
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
-from tests.support.kafka_clients import RebalanceLog, consume, until
+from tests.support.kafka_clients import RebalanceLog, consume, end_offsets, until
 from tests.support.kafka_wire import WireClient
 
 # A restarted Kafka node needs a while before its coordinator has loaded __consumer_offsets
@@ -58,16 +58,6 @@ async def committed_offsets(make_consumer, group_id: str, topic: str, partitions
         return {p: await client.committed(TopicPartition(topic, p)) for p in range(partitions)}
     finally:
         await client.stop()
-
-
-async def end_offsets(make_consumer, topic: str, partitions: int) -> dict[int, int]:
-    client = make_consumer()
-    await client.start()
-    try:
-        ends = await client.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
-    finally:
-        await client.stop()
-    return {tp.partition: end for tp, end in ends.items()}
 
 
 async def test_committed_offsets_survive_consumer_and_broker_restarts(

@@ -1,26 +1,18 @@
 """Fixtures: a dev broker on a free port with a temporary data dir, in this event loop.
 
 Group timings are shortened (session timeouts from 100 ms) so rebalances happen in
-fractions of a second; the clients below use matching settings."""
+fractions of a second; tests.support.kafka_clients.CLIENT_TIMINGS matches them."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from infra.devbroker import Broker, BrokerConfig
-
-CLIENT_TIMINGS: dict[str, Any] = {
-    "session_timeout_ms": 1500,
-    "heartbeat_interval_ms": 100,
-    "retry_backoff_ms": 50,
-    "metadata_max_age_ms": 5000,
-}
 
 
 def free_port() -> int:
@@ -51,15 +43,6 @@ async def broker(broker_config: BrokerConfig) -> AsyncIterator[Broker]:
 @pytest.fixture
 def bootstrap(broker: Broker) -> str:
     return f"127.0.0.1:{broker.port}"
-
-
-@pytest.fixture
-def make_consumer(bootstrap: str) -> Callable[..., AIOKafkaConsumer]:
-    def make(*topics: str, **options: Any) -> AIOKafkaConsumer:
-        settings = {"auto_offset_reset": "earliest", **CLIENT_TIMINGS, **options}
-        return AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, **settings)
-
-    return make
 
 
 @pytest.fixture

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord, TopicPartition
+
+# Short group timings, so a rebalance takes a fraction of a second; both test brokers accept
+# sessions from 100 ms (group.min.session.timeout.ms).
+CLIENT_TIMINGS: dict[str, Any] = {
+    "session_timeout_ms": 1500,
+    "heartbeat_interval_ms": 100,
+    "retry_backoff_ms": 50,
+    "metadata_max_age_ms": 5000,
+}
 
 
 async def consume(consumer: AIOKafkaConsumer, count: int, within: float = 10.0) -> list:
@@ -17,6 +28,19 @@ async def consume(consumer: AIOKafkaConsumer, count: int, within: float = 10.0) 
             for messages in batches.values():
                 received.extend(messages)
     return received
+
+
+async def end_offsets(
+    make_consumer: Callable[..., AIOKafkaConsumer], topic: str, partitions: int = 1
+) -> dict[int, int]:
+    """Partition -> end offset, as a client sees it (ListOffsets through a consumer)."""
+    client = make_consumer()
+    await client.start()
+    try:
+        ends = await client.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+    finally:
+        await client.stop()
+    return {tp.partition: end for tp, end in ends.items()}
 
 
 async def until(condition, within: float = 10.0) -> None:
