@@ -12,6 +12,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+# The two-broker fixtures (kafka_broker, bootstrap, producer, ...), for any test directory.
+pytest_plugins = ["tests.support.kafka_fixtures"]
+
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
