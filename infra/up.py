@@ -60,7 +60,7 @@ def _answers(address: str) -> bool:
 
 def owns(name: str) -> str:
     if name == BROKER:
-        return "Kafka topics, groups, offsets (SHOP_KAFKA_BOOTSTRAP unset)"
+        return "Kafka topics, groups, offsets: the embedded broker"
     return PROCESSES[name].owns
 
 
