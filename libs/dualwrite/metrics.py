@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from libs.metric_sets import per_registry
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -23,21 +23,12 @@ class MigrationMetrics:
     in_doubt_resolved: Counter
 
 
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, MigrationMetrics] = (
-    weakref.WeakKeyDictionary()
-)
-_lock = threading.Lock()
-
-
 def migration_metrics(registry: CollectorRegistry | None) -> MigrationMetrics:
     """The metric set for this registry (a private one when None, so tests stay isolated)."""
-    registry = registry if registry is not None else CollectorRegistry()
-    with _lock:
-        if registry not in _by_registry:
-            _by_registry[registry] = _create(registry)
-        return _by_registry[registry]
+    return _create(registry if registry is not None else CollectorRegistry())
 
 
+@per_registry
 def _create(registry: CollectorRegistry) -> MigrationMetrics:
     def gauge(name: str, doc: str, labels: tuple[str, ...]) -> Gauge:
         return Gauge(name, doc, labels, registry=registry)
