@@ -1,0 +1,412 @@
+"""Events benchmark: libs/events (outbox, relay, consumer runner, inbox) on the dev broker and
+on Apache Kafka, side by side in one run.
+
+    .venv/bin/python bench/events.py [--events 20000] [--per-transaction 100] [--rate 200]
+                                     [--seconds 10] [--only devbroker|apache-kafka]
+
+Starts `shop broker` and then Apache Kafka (bench/brokers.py), one after the other so they
+never compete for the CPU. Against each, on SQLite files in a temporary dir:
+- relay throughput: --events events committed to an outbox, --per-transaction per unit of
+  work, before the relay starts; then the time from relay.start() until it has published
+  them all (backlog 0);
+- freshness: --rate events/s for --seconds, each committed in its own unit of work and
+  followed by relay.notify(), applied by a ConsumerRunner through its inbox in its own DB;
+  freshness = the time the handler applied the event - the time its unit of work committed.
+Prints one table with both and the ratios, then the target (freshness p99 < 100 ms on each
+broker). It is a script, not a timed test: nothing here asserts on a figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiokafka
+import sqlalchemy as sa
+from brokers import APACHE_KAFKA, BROKERS, DEVBROKER, LABELS, create_topics
+from prometheus_client import CollectorRegistry
+
+from infra.kafka.runtime import KafkaUnavailable
+from libs.db import make_engine
+from libs.events.consumer import ConsumerRunner
+from libs.events.envelope import Event
+from libs.events.inbox import Inbox, inbox_tables
+from libs.events.outbox import Outbox, outbox_table
+from libs.events.relay import Relay
+
+TARGET_P99_MS = 100.0  # an event applied downstream within 100 ms of its commit, at p99
+# Events spread over this many aggregates (keys), so every partition carries traffic.
+AGGREGATES = 100
+# Before the throughput run: a relay round on a topic of its own (first connections, Kafka's
+# JIT; a cold JVM measures at half speed or less). Before the freshness run: events through
+# the whole path until the consumer group has joined and applied them.
+WARM_UP_EVENTS = 5_000
+WARM_UP_FRESH = 50
+
+
+@dataclass
+class Workload:
+    events: int
+    per_transaction: int
+    rate: int
+    seconds: float
+    partitions: int
+    relay_batch: int
+    relay_poll: float
+    consumer_poll_ms: int
+    db_dir: str | None
+
+
+@dataclass
+class Figures:
+    """What one broker did; rates are derived, so the table and the verdict agree."""
+
+    events: int
+    relay_s: float
+    freshness_ms: list[float]
+
+    @property
+    def relay_events(self) -> float:
+        return self.events / self.relay_s
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.freshness_ms, 0.50)
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.freshness_ms, 0.99)
+
+    @property
+    def max_ms(self) -> float:
+        return max(self.freshness_ms)
+
+
+# --- the databases ------------------------------------------------------------------------
+
+
+def outbox_db(path: Path) -> tuple[sa.Engine, Outbox]:
+    """A process's own DB holding its outbox: the embedded default, a SQLite file."""
+    metadata = sa.MetaData()
+    outbox = Outbox(outbox_table(metadata))
+    engine = make_engine(f"sqlite:///{path}")
+    metadata.create_all(engine)
+    return engine, outbox
+
+
+def inbox_db(path: Path) -> tuple[sa.Engine, Inbox, sa.Table]:
+    """The consumer's own DB: its inbox and `applied`, the table its handler changes."""
+    metadata = sa.MetaData()
+    inbox = Inbox(inbox_tables(metadata))
+    applied = sa.Table(
+        "applied",
+        metadata,
+        sa.Column("event_id", sa.String(36), primary_key=True),
+        sa.Column("aggregate_id", sa.String(200), nullable=False),
+    )
+    engine = make_engine(f"sqlite:///{path}")
+    metadata.create_all(engine)
+    return engine, inbox, applied
+
+
+def new_event(number: int, data: dict[str, int] | None = None) -> Event:
+    # The sequence is computed, not read with next_sequence: every writer here is one loop
+    # that knows how many events each aggregate already has.
+    aggregate = f"order-{number % AGGREGATES}"
+    return Event("OrderPlaced", "order", aggregate, number // AGGREGATES + 1, data or {})
+
+
+def fill_outbox(engine: sa.Engine, outbox: Outbox, topic: str, count: int, per_tx: int) -> None:
+    """`count` events in units of work of `per_tx` events each (not timed)."""
+    for first in range(0, count, per_tx):
+        with engine.begin() as conn:
+            for number in range(first, min(first + per_tx, count)):
+                outbox.add(conn, topic, new_event(number, {"n": number}))
+
+
+# --- relay throughput ---------------------------------------------------------------------
+
+
+def new_relay(
+    engine: sa.Engine, outbox: Outbox, bootstrap: str, w: Workload, registry: CollectorRegistry
+) -> Relay:
+    # A registry of its own per run: its published counter then counts this run only.
+    return Relay(
+        engine,
+        outbox,
+        bootstrap,
+        process="bench",
+        batch_size=w.relay_batch,
+        poll_interval=w.relay_poll,
+        registry=registry,
+    )
+
+
+async def relay_throughput(bootstrap: str, topic: str, workdir: Path, w: Workload, n: int) -> float:
+    """Seconds from relay.start() until `n` pre-committed events are published."""
+    engine, outbox = outbox_db(workdir / f"{topic}-outbox.db")
+    try:
+        fill_outbox(engine, outbox, topic, n, w.per_transaction)
+        registry = CollectorRegistry()
+        relay = new_relay(engine, outbox, bootstrap, w, registry)
+        started = time.perf_counter()
+        await relay.start()
+        try:
+            await until(lambda: published_total(registry) >= n, within=300, step=0.002)
+            return time.perf_counter() - started
+        finally:
+            await relay.stop()
+    finally:
+        engine.dispose()
+
+
+def published_total(registry: CollectorRegistry) -> float:
+    labels = {"process": "bench"}
+    return registry.get_sample_value("shop_outbox_published_total", labels) or 0.0
+
+
+async def until(condition: Callable[[], bool], *, within: float, step: float) -> None:
+    # A metric or a dict filled from the runner's worker thread: nothing to await on.
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(step)
+
+
+# --- freshness ----------------------------------------------------------------------------
+
+
+@dataclass
+class Clocks:
+    """perf_counter() stamps by event id: one clock, since everything runs in this process."""
+
+    committed: dict[str, float] = field(default_factory=dict)
+    applied: dict[str, float] = field(default_factory=dict)
+
+    def freshness_ms(self, ids: list[str]) -> list[float]:
+        return [(self.applied[i] - self.committed[i]) * 1000 for i in ids]
+
+
+def unit_of_work(
+    engine: sa.Engine, outbox: Outbox, topic: str, event: Event, clocks: Clocks
+) -> None:
+    """One event in its own transaction, stamped once COMMIT returned (it is then visible to
+    the relay)."""
+    with engine.begin() as conn:
+        outbox.add(conn, topic, event)
+    clocks.committed[event.id] = time.perf_counter()
+
+
+def applier(applied: sa.Table, clocks: Clocks) -> Callable[[sa.Connection, Event], None]:
+    def handle(conn: sa.Connection, event: Event) -> None:
+        conn.execute(applied.insert().values(event_id=event.id, aggregate_id=event.aggregate_id))
+        # Stamped in the handler, before the runner commits the inbox transaction: the
+        # consumer's COMMIT (an fsync on SQLite) comes on top.
+        clocks.applied[event.id] = time.perf_counter()
+
+    return handle
+
+
+async def paced_writes(
+    engine: sa.Engine,
+    outbox: Outbox,
+    relay: Relay,
+    topic: str,
+    clocks: Clocks,
+    numbers: range,
+    rate: float,
+) -> list[str]:
+    """Commit one event per unit of work at `rate`/s, notifying the relay after each, as a
+    request handler would; returns their ids."""
+    ids: list[str] = []
+    started = time.perf_counter()
+    for index, number in enumerate(numbers):
+        await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
+        event = new_event(number)
+        # SQLite blocks: off the loop, as a sync route handler runs in a thread pool.
+        await asyncio.to_thread(unit_of_work, engine, outbox, topic, event, clocks)
+        relay.notify()
+        ids.append(event.id)
+    return ids
+
+
+async def freshness_run(bootstrap: str, topic: str, workdir: Path, w: Workload) -> list[float]:
+    out_engine, outbox = outbox_db(workdir / "fresh-outbox.db")
+    in_engine, inbox, applied = inbox_db(workdir / "fresh-inbox.db")
+    clocks = Clocks()
+    registry = CollectorRegistry()
+    relay = new_relay(out_engine, outbox, bootstrap, w, registry)
+    runner = ConsumerRunner(
+        bootstrap,
+        f"bench-fresh-{uuid.uuid4().hex[:6]}",
+        [topic],
+        in_engine,
+        inbox,
+        applier(applied, clocks),
+        poll_timeout_ms=w.consumer_poll_ms,
+        registry=registry,
+    )
+    await relay.start()
+    await runner.start()
+    try:
+        # Warm-up: until the group has joined and the whole path has carried events.
+        warm_up = range(WARM_UP_FRESH)
+        warm = await paced_writes(out_engine, outbox, relay, topic, clocks, warm_up, 50)
+        await until(lambda: all(i in clocks.applied for i in warm), within=60, step=0.01)
+        count = int(w.rate * w.seconds)
+        numbers = range(WARM_UP_FRESH, WARM_UP_FRESH + count)
+        ids = await paced_writes(out_engine, outbox, relay, topic, clocks, numbers, w.rate)
+        await until(lambda: all(i in clocks.applied for i in ids), within=60, step=0.01)
+    finally:
+        await runner.stop()
+        await relay.stop()
+        out_engine.dispose()
+        in_engine.dispose()
+    return clocks.freshness_ms(ids)
+
+
+async def measure(bootstrap: str, w: Workload) -> Figures:
+    # Fresh names per run, like bench/devbroker.py.
+    run = uuid.uuid4().hex[:8]
+    topics = [f"bench-events-{name}-{run}" for name in ("warm-up", "relay", "freshness")]
+    await create_topics(bootstrap, topics, w.partitions)
+    with tempfile.TemporaryDirectory(prefix="events-bench-", dir=w.db_dir) as tmp:
+        workdir = Path(tmp)
+        await relay_throughput(bootstrap, topics[0], workdir, w, WARM_UP_EVENTS)
+        relay_s = await relay_throughput(bootstrap, topics[1], workdir, w, w.events)
+        freshness = await freshness_run(bootstrap, topics[2], workdir, w)
+    return Figures(w.events, relay_s, freshness)
+
+
+async def measure_started(kind: str, w: Workload) -> Figures | None:
+    """Start one broker, measure it, stop it; None (and why) when it cannot run here."""
+    print(f"measuring: {LABELS[kind]} ...", file=sys.stderr, flush=True)
+    try:
+        async with BROKERS[kind](w.partitions) as bootstrap:
+            return await measure(bootstrap, w)
+    except KafkaUnavailable as missing:
+        print(f"\n{LABELS[kind]} not measured: {missing}\n", file=sys.stderr)
+        return None
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+ROWS: list[tuple[str, Callable[[Figures], float], str]] = [
+    ("relay events/s", lambda f: f.relay_events, ",.0f"),
+    ("freshness p50 ms", lambda f: f.p50_ms, ",.2f"),
+    ("freshness p99 ms", lambda f: f.p99_ms, ",.2f"),
+    ("freshness max ms", lambda f: f.max_ms, ",.2f"),
+]
+
+
+def print_header(w: Workload, skipped: dict[str, str]) -> None:
+    print(
+        f"libs/events on SQLite files, aiokafka {aiokafka.__version__}, "
+        f"{w.partitions} partition(s) per topic, {AGGREGATES} aggregates (keys)"
+    )
+    print(
+        f"relay throughput: {w.events:,} events committed {w.per_transaction} per unit of work, "
+        f"then published; Relay(batch_size={w.relay_batch}, poll_interval={w.relay_poll:g})"
+    )
+    print(
+        f"freshness: {w.rate:,} events/s for {w.seconds:g} s "
+        f"({int(w.rate * w.seconds):,} events), one per unit of work + relay.notify(); "
+        f"ConsumerRunner(poll_timeout_ms={w.consumer_poll_ms}), commit -> handler applied"
+    )
+    # The broker, the relay, the consumer and both DBs share this machine's cores.
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    where = w.db_dir or tempfile.gettempdir()
+    print(f"SQLite files under {where} (journal_mode=DELETE, synchronous=FULL: fsync per commit)")
+    print(f"machine: {os.cpu_count()} cores, load average {load} (1/5/15 min) at the end")
+    for kind, why in skipped.items():
+        print(f"{LABELS[kind]}: not measured ({why})")
+    print()
+
+
+def print_table(results: dict[str, Figures]) -> None:
+    if not results:
+        print("nothing measured")
+        return
+    columns = [LABELS[kind] for kind in results]
+    both = DEVBROKER in results and APACHE_KAFKA in results
+    if both:
+        columns.append("ratio dev/kafka")
+    print(f"{'':<18}" + "".join(f"{column:>18}" for column in columns))
+    for label, value, spec in ROWS:
+        cells = [format(value(figures), spec) for figures in results.values()]
+        if both:
+            cells.append(f"{value(results[DEVBROKER]) / value(results[APACHE_KAFKA]):.2f}")
+        print(f"{label:<18}" + "".join(f"{cell:>18}" for cell in cells))
+
+
+def print_verdict(results: dict[str, Figures]) -> None:
+    print()
+    print(f"target: freshness p99 < {TARGET_P99_MS:g} ms on each broker")
+    for kind, figures in results.items():
+        met = figures.p99_ms < TARGET_P99_MS
+        print(f"  {LABELS[kind]:<14} p99 {figures.p99_ms:8.2f} ms   {'met' if met else 'MISSED'}")
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> None:
+    w = Workload(
+        args.events,
+        args.per_transaction,
+        args.rate,
+        args.seconds,
+        args.partitions,
+        args.relay_batch,
+        args.relay_poll,
+        args.consumer_poll_ms,
+        args.db_dir,
+    )
+    results: dict[str, Figures] = {}
+    skipped: dict[str, str] = {}
+    # One after the other: each broker has the machine to itself while it is measured.
+    for kind in [args.only] if args.only else [DEVBROKER, APACHE_KAFKA]:
+        if (figures := await measure_started(kind, w)) is not None:
+            results[kind] = figures
+        else:
+            skipped[kind] = "Java 17+ or the Kafka jars missing: the dev broker alone"
+    print_header(w, skipped)
+    print_table(results)
+    print_verdict(results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000, help="relay throughput backlog")
+    parser.add_argument("--per-transaction", type=int, default=100, help="events per unit of work")
+    parser.add_argument("--rate", type=int, default=200, help="events/s for the freshness run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the freshness run")
+    parser.add_argument("--partitions", type=int, default=3, help="partitions per topic")
+    # The libs/events defaults, which a service uses as they are.
+    parser.add_argument("--relay-batch", type=int, default=100, help="Relay batch_size")
+    parser.add_argument("--relay-poll", type=float, default=0.2, help="Relay poll_interval, s")
+    parser.add_argument(
+        "--consumer-poll-ms", type=int, default=200, help="ConsumerRunner poll_timeout_ms"
+    )
+    # SQLite commits fsync (synchronous=FULL, rollback journal): the disk under the DBs is
+    # part of the figure. Point this at tmpfs to see how much of it.
+    parser.add_argument("--db-dir", help="where the SQLite files go (default: the temp dir)")
+    parser.add_argument("--only", choices=[DEVBROKER, APACHE_KAFKA], help="measure one broker")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
