@@ -113,6 +113,10 @@ from infra.stage_cli import stage  # noqa: E402
 
 main.add_command(stage)
 
+from infra.scenario_cli import scenario  # noqa: E402
+
+main.add_command(scenario)
+
 
 from gateway.cli import register as register_gateway_commands  # noqa: E402
 
