@@ -18,18 +18,25 @@ import argparse
 import asyncio
 import os
 import struct
-import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiokafka
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
-from brokers import APACHE_KAFKA, BROKERS, DEVBROKER, LABELS, create_topics
+from brokers import (
+    APACHE_KAFKA,
+    DEVBROKER,
+    Row,
+    machine_line,
+    measure_started,
+    percentile,
+    print_side_by_side,
+    ratio,
+)
 
-from infra.kafka.runtime import KafkaUnavailable
+from libs.events.topics import create_topics
 
 # The targets, relative to Apache Kafka on the same machine and workload.
 TARGET_THROUGHPUT_RATIO = 0.8  # dev broker msgs/s >= 0.8x Kafka's, produce and consume
@@ -190,26 +197,10 @@ async def measure(bootstrap: str, workload: Workload) -> Figures:
     return Figures(n, size, produce_s, consume_s, latencies)
 
 
-async def measure_started(kind: str, workload: Workload) -> Figures | None:
-    """Start one broker, measure it, stop it; None (and why) when it cannot run here."""
-    print(f"measuring: {LABELS[kind]} ...", file=sys.stderr, flush=True)
-    try:
-        async with BROKERS[kind](workload.partitions) as bootstrap:
-            return await measure(bootstrap, workload)
-    except KafkaUnavailable as missing:
-        print(f"\n{LABELS[kind]} not measured: {missing}\n", file=sys.stderr)
-        return None
-
-
 # --- the report ---------------------------------------------------------------------------
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-ROWS: list[tuple[str, Callable[[Figures], float], str]] = [
+ROWS: list[Row] = [
     ("produce msgs/s", lambda f: f.produce_msgs, ",.0f"),
     ("produce MB/s", lambda f: f.produce_mb, ",.1f"),
     ("consume msgs/s", lambda f: f.consume_msgs, ",.0f"),
@@ -228,30 +219,8 @@ def print_header(workload: Workload) -> None:
         f"end-to-end latency: {workload.rate:,} msgs/s for {workload.seconds:g} s "
         f"({int(workload.rate * workload.seconds):,} messages), linger_ms=0"
     )
-    # Both brokers and the client share this machine's cores: other load skews the figures.
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(f"machine: {os.cpu_count()} cores, load average {load} (1/5/15 min) at the end")
+    print(machine_line())
     print()
-
-
-def print_table(results: dict[str, Figures]) -> None:
-    if not results:
-        print("nothing measured")
-        return
-    columns = [LABELS.get(kind, kind) for kind in results]
-    both = DEVBROKER in results and APACHE_KAFKA in results
-    if both:
-        columns.append("ratio dev/kafka")
-    print(f"{'':<16}" + "".join(f"{column:>18}" for column in columns))
-    for label, value, spec in ROWS:
-        cells = [format(value(figures), spec) for figures in results.values()]
-        if both:
-            cells.append(f"{ratio(results, value):.2f}")
-        print(f"{label:<16}" + "".join(f"{cell:>18}" for cell in cells))
-
-
-def ratio(results: dict[str, Figures], value: Callable[[Figures], float]) -> float:
-    return value(results[DEVBROKER]) / value(results[APACHE_KAFKA])
 
 
 def print_verdict(results: dict[str, Figures]) -> None:
@@ -282,10 +251,14 @@ async def run(args: argparse.Namespace) -> None:
     else:
         # One after the other: each broker has the machine to itself while it is measured.
         for kind in [args.only] if args.only else [DEVBROKER, APACHE_KAFKA]:
-            if (figures := await measure_started(kind, workload)) is not None:
+            if (
+                figures := await measure_started(
+                    kind, workload.partitions, lambda b: measure(b, workload)
+                )
+            ) is not None:
                 results[kind] = figures
     print_header(workload)
-    print_table(results)
+    print_side_by_side(results, ROWS)
     print_verdict(results)
 
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 import tempfile
 import time
 import uuid
@@ -31,16 +29,25 @@ from pathlib import Path
 
 import aiokafka
 import sqlalchemy as sa
-from brokers import APACHE_KAFKA, BROKERS, DEVBROKER, LABELS, create_topics
+from brokers import (
+    APACHE_KAFKA,
+    DEVBROKER,
+    LABELS,
+    Row,
+    machine_line,
+    measure_started,
+    percentile,
+    print_side_by_side,
+)
 from prometheus_client import CollectorRegistry
 
-from infra.kafka.runtime import KafkaUnavailable
 from libs.db import make_engine
 from libs.events.consumer import ConsumerRunner
 from libs.events.envelope import Event
 from libs.events.inbox import Inbox, inbox_tables
 from libs.events.outbox import Outbox, outbox_table
 from libs.events.relay import Relay
+from libs.events.topics import create_topics
 
 TARGET_P99_MS = 100.0  # an event applied downstream within 100 ms of its commit, at p99
 # Events spread over this many aggregates (keys), so every partition carries traffic.
@@ -285,26 +292,10 @@ async def measure(bootstrap: str, w: Workload) -> Figures:
     return Figures(w.events, relay_s, freshness)
 
 
-async def measure_started(kind: str, w: Workload) -> Figures | None:
-    """Start one broker, measure it, stop it; None (and why) when it cannot run here."""
-    print(f"measuring: {LABELS[kind]} ...", file=sys.stderr, flush=True)
-    try:
-        async with BROKERS[kind](w.partitions) as bootstrap:
-            return await measure(bootstrap, w)
-    except KafkaUnavailable as missing:
-        print(f"\n{LABELS[kind]} not measured: {missing}\n", file=sys.stderr)
-        return None
-
-
 # --- the report ---------------------------------------------------------------------------
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-ROWS: list[tuple[str, Callable[[Figures], float], str]] = [
+ROWS: list[Row] = [
     ("relay events/s", lambda f: f.relay_events, ",.0f"),
     ("freshness p50 ms", lambda f: f.p50_ms, ",.2f"),
     ("freshness p99 ms", lambda f: f.p99_ms, ",.2f"),
@@ -327,29 +318,12 @@ def print_header(w: Workload, skipped: dict[str, str]) -> None:
         f"ConsumerRunner(poll_timeout_ms={w.consumer_poll_ms}), commit -> handler applied"
     )
     # The broker, the relay, the consumer and both DBs share this machine's cores.
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     where = w.db_dir or tempfile.gettempdir()
     print(f"SQLite files under {where} (journal_mode=DELETE, synchronous=FULL: fsync per commit)")
-    print(f"machine: {os.cpu_count()} cores, load average {load} (1/5/15 min) at the end")
+    print(machine_line())
     for kind, why in skipped.items():
         print(f"{LABELS[kind]}: not measured ({why})")
     print()
-
-
-def print_table(results: dict[str, Figures]) -> None:
-    if not results:
-        print("nothing measured")
-        return
-    columns = [LABELS[kind] for kind in results]
-    both = DEVBROKER in results and APACHE_KAFKA in results
-    if both:
-        columns.append("ratio dev/kafka")
-    print(f"{'':<18}" + "".join(f"{column:>18}" for column in columns))
-    for label, value, spec in ROWS:
-        cells = [format(value(figures), spec) for figures in results.values()]
-        if both:
-            cells.append(f"{value(results[DEVBROKER]) / value(results[APACHE_KAFKA]):.2f}")
-        print(f"{label:<18}" + "".join(f"{cell:>18}" for cell in cells))
 
 
 def print_verdict(results: dict[str, Figures]) -> None:
@@ -379,12 +353,14 @@ async def run(args: argparse.Namespace) -> None:
     skipped: dict[str, str] = {}
     # One after the other: each broker has the machine to itself while it is measured.
     for kind in [args.only] if args.only else [DEVBROKER, APACHE_KAFKA]:
-        if (figures := await measure_started(kind, w)) is not None:
+        if (
+            figures := await measure_started(kind, w.partitions, lambda b: measure(b, w))
+        ) is not None:
             results[kind] = figures
         else:
             skipped[kind] = "Java 17+ or the Kafka jars missing: the dev broker alone"
     print_header(w, skipped)
-    print_table(results)
+    print_side_by_side(results, ROWS)
     print_verdict(results)
 
 

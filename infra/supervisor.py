@@ -27,13 +27,8 @@ class Child:
     port: int
     process: subprocess.Popen
     log_path: Path
-    is_ready: Callable[[Child], bool] = field(default=lambda child: _is_ready(child))
-
-    @property
-    def url(self) -> str:
-        if self.name == BROKER:
-            return f"127.0.0.1:{self.port}"  # a Kafka bootstrap address, not HTTP
-        return f"http://127.0.0.1:{self.port}"
+    url: str  # http://... for an app; host:port, a Kafka bootstrap address, for the broker
+    is_ready: Callable[[Child], bool]
 
     def log_tail(self, lines: int = 20) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -47,17 +42,18 @@ class Supervisor:
     children: dict[str, Child] = field(default_factory=dict)
 
     def start(self, name: str, port: int) -> Child:
-        return self._spawn(name, port, ["run", name, "--port", str(port)])
+        url = f"http://127.0.0.1:{port}"
+        return self._spawn(name, port, url, _answers_http, ["run", name, "--port", str(port)])
 
-    def start_broker(self, port: int, data_dir: Path) -> Child:
-        """The embedded dev broker, ready once it answers a Kafka ApiVersions request."""
-        child = self._spawn(
-            BROKER, port, ["broker", "--port", str(port), "--data-dir", str(data_dir)]
-        )
-        child.is_ready = lambda c: kafka_answers("127.0.0.1", c.port)
-        return child
+    def start_broker(self, port: int, data_dir: Path, *options: str) -> Child:
+        """The embedded dev broker (`shop broker` and its `options`), ready once it answers a
+        Kafka ApiVersions request."""
+        arguments = ["broker", "--port", str(port), "--data-dir", str(data_dir), *options]
+        return self._spawn(BROKER, port, f"127.0.0.1:{port}", _answers_kafka, arguments)
 
-    def _spawn(self, name: str, port: int, arguments: list[str]) -> Child:
+    def _spawn(
+        self, name: str, port: int, url: str, is_ready: Callable[[Child], bool], arguments: list
+    ) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
@@ -68,7 +64,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C in the terminal reaches the supervisor only
             )
-        child = Child(name, port, process, log_path)
+        child = Child(name, port, process, log_path, url, is_ready)
         self.children[name] = child
         return child
 
@@ -117,12 +113,27 @@ def _terminate(children: dict[str, Child], timeout: float) -> dict[str, int | No
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
 
 
-def _is_ready(child: Child) -> bool:
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports: all held open at once while chosen, so two calls in a row
+    cannot hand out the same one (a broker's port and its controller's, say)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _answers_kafka(child: Child) -> bool:
+    return kafka_answers("127.0.0.1", child.port)
+
+
+def _answers_http(child: Child) -> bool:
     try:
         return httpx.get(f"{child.url}/health/ready", timeout=1.0).status_code == 200
     except httpx.HTTPError:

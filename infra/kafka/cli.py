@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from infra.kafka.runtime import KafkaNode, KafkaUnavailable, check_java, default_home, fetch
+from infra.kafka.runtime import KafkaNode, KafkaUnavailable, installed_jars
 
 
 @click.command()
@@ -28,10 +28,8 @@ def kafka(
     from infra.cli import load_settings
 
     settings = load_settings()
-    home = settings.kafka_home or default_home()
     try:
-        check_java()
-        lib = fetch(home, settings.kafka_version, echo=click.echo)
+        lib = installed_jars(settings.kafka_home, settings.kafka_version, echo=click.echo)
     except KafkaUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     if fetch_only:

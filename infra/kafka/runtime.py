@@ -105,6 +105,13 @@ def fetch(home: Path, version: str = KAFKA_VERSION, echo=print) -> Path:
     return lib
 
 
+def installed_jars(home: Path | None, version: str = KAFKA_VERSION, echo=print) -> Path:
+    """What every runner of Apache Kafka needs first: Java 17+, then the jars (fetched once
+    into `home`, default ~/.cache/strangler-shop/kafka); KafkaUnavailable says what is missing."""
+    check_java()
+    return fetch(home or default_home(), version, echo=echo)
+
+
 def new_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding. Like Kafka's own
     Uuid.randomUuid it never starts with "-", which the storage tool would take for an option

@@ -4,10 +4,19 @@ prints its side-by-side table and returns the exit status (0: the lesson showed 
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+from collections.abc import Callable
 
 SCENARIOS = ("ordering", "duplicates", "rebalance")
 
 
 def load(name: str):
     return importlib.import_module(f"infra.scenarios.{name}")
+
+
+async def until(condition: Callable[[], bool], within: float = 30.0) -> None:
+    """Wait for what the clients' background tasks make true, or fail after `within` s."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - set by the clients' background tasks
+            await asyncio.sleep(0.02)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
+from infra.scenarios import until
 from infra.scenarios.table import print_table
 from libs.db import make_engine
 from libs.events.consumer import ConsumerRunner
@@ -30,6 +30,7 @@ from libs.events.envelope import Event, parse
 from libs.events.inbox import Inbox, inbox_tables
 from libs.events.outbox import Outbox, outbox_table
 from libs.events.relay import Relay
+from libs.events.topics import create_topics
 
 DESCRIPTION = (
     "a relay killed between the broker's acknowledgement and marking its rows sends the batch "
@@ -217,21 +218,6 @@ def _effects(db: Db, consumer: str) -> Counter[str]:
         return Counter(conn.scalars(query))
 
 
-async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, replication_factor=1)])
-    finally:
-        await admin.close()
-
-
-async def until(condition: Callable[[], bool], within: float = WITHIN) -> None:
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110 - set by the clients' background tasks
-            await asyncio.sleep(0.02)
-
-
 def report(committed: int, messages: int, plain: Applied, inboxed: Applied) -> None:
     def both(figure: Callable[[Applied], int]) -> list[str]:
         return [str(figure(plain)), str(figure(inboxed))]
@@ -268,7 +254,7 @@ def verdict(committed: int, plain: Applied, inboxed: Applied) -> int:
 
 async def run(bootstrap: str) -> int:
     topic = f"scenario.duplicates-{uuid.uuid4().hex[:8]}"  # unique on a long-lived Kafka
-    await create_topic(bootstrap, topic, PARTITIONS)
+    await create_topics(bootstrap, [topic], PARTITIONS)
     with tempfile.TemporaryDirectory(prefix="scenario-duplicates-") as workdir:
         db = open_db(f"sqlite:///{Path(workdir) / 'shop.db'}")
         try:

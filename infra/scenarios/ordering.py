@@ -20,14 +20,15 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
+from infra.scenarios import until
 from infra.scenarios.table import print_table
 from libs.db import make_engine
 from libs.events.envelope import Event, parse
 from libs.events.outbox import Outbox, outbox_table
 from libs.events.relay import Relay
+from libs.events.topics import create_topics
 
 DESCRIPTION = (
     "per-aggregate order across partitions: events published without a key vs keyed by "
@@ -146,18 +147,9 @@ async def measure(
     bootstrap: str, topic: str, publish: Publish, events: list[Event]
 ) -> Applications:
     """Publish everything first, then let a consumer group that starts late apply it."""
-    await create_topic(bootstrap, topic, PARTITIONS)
+    await create_topics(bootstrap, [topic], PARTITIONS)
     await publish(bootstrap, topic, events)
     return await apply_as_group(bootstrap, topic, f"{topic}.appliers", len(events))
-
-
-async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, replication_factor=1)])
-    finally:
-        await admin.close()
 
 
 async def apply_as_group(bootstrap: str, topic: str, group: str, expected: int) -> Applications:
@@ -208,12 +200,6 @@ async def _drain(consumer: AIOKafkaConsumer, applications: Applications, expecte
             for record in records:
                 applications.apply(parse(record.value), record.partition)
         await asyncio.sleep(PAUSE_PER_BATCH)
-
-
-async def until(condition: Callable[[], bool], within: float = WITHIN) -> None:
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110 - set by the clients' background tasks
-            await asyncio.sleep(0.02)
 
 
 def report(events: list[Event], unkeyed: Applications, keyed: Applications) -> None:

@@ -1,24 +1,18 @@
 """Fixtures: a dev broker on a free port with a temporary data dir, in this event loop.
 
 Group timings are shortened (session timeouts from 100 ms) so rebalances happen in
-fractions of a second; tests.support.kafka_clients.CLIENT_TIMINGS matches them."""
+fractions of a second; tests.support.kafka_clients.CLIENT_TIMINGS matches them. The plugin's
+`producer` fixture (tests/support/kafka_fixtures.py) connects to this `bootstrap` here."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from infra.devbroker import Broker, BrokerConfig
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from infra.supervisor import free_port
 
 
 @pytest.fixture
@@ -43,13 +37,3 @@ async def broker(broker_config: BrokerConfig) -> AsyncIterator[Broker]:
 @pytest.fixture
 def bootstrap(broker: Broker) -> str:
     return f"127.0.0.1:{broker.port}"
-
-
-@pytest.fixture
-async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    client = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.stop()

@@ -13,9 +13,8 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from infra.devbroker import Broker
+from infra.supervisor import free_port
 from tests.support.kafka_clients import CLIENT_TIMINGS, consume
-
-from .conftest import free_port
 
 # The console script installed next to this interpreter: the command users run.
 SHOP = str(Path(sys.executable).parent / "shop")

@@ -14,9 +14,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from infra.kafka.probe import kafka_answers
-from infra.kafka.runtime import KafkaUnavailable, check_java, default_home, fetch
+from infra.kafka.runtime import KafkaUnavailable, installed_jars
 from infra.settings import Settings
-from infra.supervisor import free_port
+from infra.supervisor import free_ports
 from tests.support.kafka_clients import consume
 
 SHOP = str(Path(sys.executable).parent / "shop")
@@ -26,8 +26,7 @@ SHOP = str(Path(sys.executable).parent / "shop")
 def kafka_jars() -> Path:
     settings = Settings()
     try:
-        check_java()
-        return fetch(settings.kafka_home or default_home(), settings.kafka_version)
+        return installed_jars(settings.kafka_home, settings.kafka_version)
     except KafkaUnavailable as exc:
         if os.environ.get("SHOP_TEST_REQUIRE_SERVERS") == "1":
             pytest.fail(f"Apache Kafka cannot run here: {exc}")
@@ -35,9 +34,9 @@ def kafka_jars() -> Path:
 
 
 async def test_shop_kafka_serves_clients_and_stops_cleanly_on_sigterm(kafka_jars, tmp_path):
-    port = free_port()
+    port, controller_port = free_ports(2)
     process = await asyncio.create_subprocess_exec(
-        SHOP, "kafka", "--port", str(port), "--controller-port", str(free_port()),
+        SHOP, "kafka", "--port", str(port), "--controller-port", str(controller_port),
         "--data-dir", str(tmp_path / "kafka"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -5,17 +5,12 @@ Central's jars). Both get the same short group timings, so one test body serves 
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.kafka.probe import kafka_answers
-from infra.kafka.runtime import KafkaNode, KafkaUnavailable, check_java, default_home, fetch
+from infra.kafka.runtime import KafkaNode, KafkaUnavailable, installed_jars
 from infra.settings import Settings
-from infra.supervisor import free_port
+from infra.supervisor import BROKER, Supervisor, free_port, free_ports
 
 KINDS = ("devbroker", "apache-kafka")
 # group.min.session.timeout.ms on both: the tests' consumers use 1.5 s sessions, so that a
@@ -29,35 +24,26 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 @dataclass
 class DevBrokerProcess:
+    """`shop broker` under the supervisor `shop up` uses, on a port kept across restarts."""
+
     data_dir: Path
     port: int = field(default_factory=free_port)
     kind: str = "devbroker"
-    process: subprocess.Popen | None = None
+
+    def __post_init__(self) -> None:
+        self._supervisor = Supervisor({}, self.data_dir.parent / "logs")
 
     def start(self) -> None:
-        log = (self.data_dir.parent / "devbroker.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "infra", "broker", "--port", str(self.port),
-                "--data-dir", str(self.data_dir), "--default-partitions", str(PARTITIONS),
-                "--group-min-session-timeout-ms", str(GROUP_MIN_SESSION_TIMEOUT_MS),
-                "--max-request-bytes", str(MAX_REQUEST_BYTES),
-            ],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        self._supervisor.start_broker(
+            self.port, self.data_dir,
+            "--default-partitions", str(PARTITIONS),
+            "--group-min-session-timeout-ms", str(GROUP_MIN_SESSION_TIMEOUT_MS),
+            "--max-request-bytes", str(MAX_REQUEST_BYTES),
         )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while not kafka_answers("127.0.0.1", self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the dev broker did not start (log in {log.name})")
-            time.sleep(0.05)
+        self._supervisor.wait_ready()
 
     def stop(self) -> int | None:
-        if self.process is None:
-            return 0
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=30)
-        self.process = None
-        return code
+        return self._supervisor.stop().get(BROKER, 0)
 
 
 @dataclass
@@ -109,14 +95,14 @@ def start_broker(kind: str, workdir: Path) -> BrokerUnderTest:
     if kind == "devbroker":
         server: DevBrokerProcess | ApacheKafkaProcess = DevBrokerProcess(workdir / "data")
     else:
-        check_java()
         settings = Settings()
-        lib = fetch(settings.kafka_home or default_home(), settings.kafka_version)
+        lib = installed_jars(settings.kafka_home, settings.kafka_version)
+        port, controller_port = free_ports(2)
         node = KafkaNode(
             lib,
             workdir / "data",
-            port=free_port(),
-            controller_port=free_port(),
+            port=port,
+            controller_port=controller_port,
             partitions=PARTITIONS,
             group_min_session_timeout_ms=GROUP_MIN_SESSION_TIMEOUT_MS,
             # Fewer partitions of __consumer_offsets than Kafka's 50: the first group
