@@ -4,27 +4,29 @@ handed to the OS before it is acknowledged; the log is compacted at start-up."""
 
 from __future__ import annotations
 
-import json
-import os
+from collections.abc import Iterator
 from pathlib import Path
+
+from infra.devbroker.jsonl import AppendLog, read_records, rewrite
 
 
 class OffsetStore:
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / "consumer_offsets.jsonl"
         self._offsets: dict[str, dict[tuple[str, int], tuple[int, str | None]]] = {}
-        self._load()
-        self._compact()
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        for entry in read_records(self.path):
+            group = self._offsets.setdefault(entry["g"], {})
+            group[(entry["t"], entry["p"])] = (entry["o"], entry["m"])
+        rewrite(self.path, self._entries())
+        self._log = AppendLog(self.path)
 
     def commit(self, group: str, topic: str, partition: int, offset: int, meta: str | None) -> None:
         self._offsets.setdefault(group, {})[(topic, partition)] = (offset, meta)
-        line = {"g": group, "t": topic, "p": partition, "o": offset, "m": meta}
-        self._file.write(json.dumps(line, separators=(",", ":")) + "\n")
+        self._log.append({"g": group, "t": topic, "p": partition, "o": offset, "m": meta})
 
     def sync(self) -> None:
         """Called once per OffsetCommit request, after all its partitions."""
-        self._file.flush()
+        self._log.hand_to_os()
 
     def fetch(self, group: str, topic: str, partition: int) -> tuple[int, str | None] | None:
         return self._offsets.get(group, {}).get((topic, partition))
@@ -36,31 +38,12 @@ class OffsetStore:
         return list(self._offsets)
 
     def flush(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self._log.fsync()
 
     def close(self) -> None:
-        self.flush()
-        self._file.close()
+        self._log.close()
 
-    def _load(self) -> None:
-        if not self.path.exists():
-            return
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line from a crash: that commit was never acknowledged
-            group = self._offsets.setdefault(entry["g"], {})
-            group[(entry["t"], entry["p"])] = (entry["o"], entry["m"])
-
-    def _compact(self) -> None:
-        temporary = self.path.with_suffix(".tmp")
-        with open(temporary, "w", encoding="utf-8") as out:
-            for group, offsets in self._offsets.items():
-                for (topic, partition), (offset, meta) in offsets.items():
-                    line = {"g": group, "t": topic, "p": partition, "o": offset, "m": meta}
-                    out.write(json.dumps(line, separators=(",", ":")) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        temporary.replace(self.path)
+    def _entries(self) -> Iterator[dict]:
+        for group, offsets in self._offsets.items():
+            for (topic, partition), (offset, meta) in offsets.items():
+                yield {"g": group, "t": topic, "p": partition, "o": offset, "m": meta}

@@ -214,7 +214,6 @@ class Relay:
             await self._failed(stopped_at, error)
             await self._close_producer()  # a fresh producer, so no stale send races the retry
             raise PublishFailed(f"event {stopped_at.event_id}: {error!r}") from error
-        await asyncio.to_thread(self._refresh_backlog)
         return len(acked)
 
     async def _settle(self, rows: list[PendingEvent], sends: list[asyncio.Future]) -> list[Any]:
@@ -239,7 +238,6 @@ class Relay:
         self._failures.inc()
         log.warning("outbox relay: event %s not published: %r", row.event_id, error)
         await asyncio.to_thread(self._record_failure, row, error)
-        await asyncio.to_thread(self._refresh_backlog)
 
     async def mark_published(self, positions: list[int]) -> None:
         """The step after the broker acknowledged: a crash before it is the duplicate case."""
@@ -271,17 +269,19 @@ class Relay:
         with self.engine.connect() as conn:
             return self.outbox.pending(conn, self.batch_size)
 
+    # The backlog gauges are read in the transaction that changes the outbox anyway: one
+    # commit per batch, instead of a second connection and query after it.
     def _mark(self, positions: list[int]) -> None:
         with self.engine.begin() as conn:  # the whole batch in one transaction
             self.outbox.mark_published(conn, positions)
+            self._show_backlog(*self.outbox.backlog(conn))
 
     def _record_failure(self, row: PendingEvent, error: BaseException) -> None:
         with self.engine.begin() as conn:
             self.outbox.record_failure(conn, row.position, f"{type(error).__name__}: {error}")
+            self._show_backlog(*self.outbox.backlog(conn))
 
-    def _refresh_backlog(self) -> None:
-        with self.engine.connect() as conn:
-            count, oldest = self.outbox.backlog(conn)
+    def _show_backlog(self, count: int, oldest: datetime | None) -> None:
         self._backlog.set(count)
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
         self._oldest_age.set(max(age, 0.0))
