@@ -3,6 +3,7 @@ PostgreSQL), events written the way a unit of work writes them, and reads of a w
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -86,12 +87,8 @@ def _open_outbox_db(url: str) -> Iterator[OutboxDb]:
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("member_id", sa.String(50), nullable=False),
     )
-    engine = make_engine(url)
-    metadata.create_all(engine)
-    try:
+    with _created(url, metadata) as engine:
         yield OutboxDb(engine, table, members, Outbox(table))
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
@@ -157,9 +154,16 @@ def _open_inbox_db(url: str) -> Iterator[InboxDb]:
         sa.Column("sequence", sa.Integer, nullable=False),
         sa.Column("by", sa.String(50), nullable=False),
     )
+    with _created(url, metadata) as engine:
+        yield InboxDb(engine, Inbox(tables), applied)
+
+
+@contextlib.contextmanager
+def _created(url: str, metadata: sa.MetaData) -> Iterator[sa.Engine]:
+    """An engine on `url` with `metadata`'s tables created, disposed of afterwards."""
     engine = make_engine(url)
     metadata.create_all(engine)
     try:
-        yield InboxDb(engine, Inbox(tables), applied)
+        yield engine
     finally:
         engine.dispose()
