@@ -4,38 +4,52 @@ replay once the cause is fixed. Every call needs the admin bearer token (libs/be
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from libs.bearer import Actor
 from libs.events.consumer import AlreadyReplayed, ConsumerRunner, ParkedEventNotFound, ReplayFailed
 from libs.events.inbox import ParkedEvent
 from libs.response import ApiError, ok
 
+Runners = Sequence[ConsumerRunner]
 
-def parked_events_router(runners: Sequence[ConsumerRunner]) -> APIRouter:
-    """The routes for these runners (the consumer groups of one process, one database)."""
-    by_group = {runner.group_id: runner for runner in runners}
-    if not by_group:
+
+def parked_events_router(runners: Runners | Callable[[Request], Runners]) -> APIRouter:
+    """The routes for these runners (the consumer groups of one process, one database).
+    Pass a function of the request instead of the list when the runners are built later,
+    in the lifespan (`lambda request: request.app.state.consumers`)."""
+    find = runners if callable(runners) else (lambda _request: runners)
+    if not callable(runners) and not runners:
         raise ValueError("the parked-events API needs at least one consumer runner")
-    first = next(iter(by_group.values()))
     router = APIRouter(prefix="/admin/events", tags=["admin"])
+
+    def groups(request: Request) -> dict[str, ConsumerRunner]:
+        by_group = {runner.group_id: runner for runner in find(request)}
+        if not by_group:
+            raise ApiError(503, "NO_CONSUMERS", "This process runs no consumer group yet.")
+        return by_group
 
     # A plain `def`: the engine is synchronous, so the read runs in the thread pool.
     @router.get("/parked")
     def list_parked(
         _: Actor,
+        request: Request,
         replayed: bool | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ):
+        by_group = groups(request)
+        first = next(iter(by_group.values()))
         with first.engine.connect() as conn:
             found = first.inbox.parked_events(conn, list(by_group), replayed=replayed, limit=limit)
         return ok({"parked": [parked_view(event) for event in found]})
 
     @router.post("/parked/{parked_id}/replay")
-    async def replay_parked(parked_id: int, _: Actor):
+    async def replay_parked(parked_id: int, _: Actor, request: Request):
+        by_group = groups(request)
+        first = next(iter(by_group.values()))
         runner = by_group.get(await asyncio.to_thread(_group_of, first, parked_id) or "")
         if runner is None:
             raise _not_found(parked_id)

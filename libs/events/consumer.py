@@ -10,7 +10,12 @@ it; handlers that must not apply an older state check the envelope's `sequence`.
 
 What is not poison: the database being away (OperationalError, InterfaceError). Parking
 would then swallow the whole stream, so the runner stops that partition at the message,
-rewinds to it, and retries after a backoff."""
+rewinds to it, and retries after a backoff.
+
+A handler whose effect carries its own key (a `KeyedHandler`: a points ledger line per
+(payment, reason), say) needs no inbox row: it checks and writes that key in its own
+transaction, in whichever database its effect lands. The inbox table then only keeps the
+group's parked events."""
 
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from libs.events.envelope import Event, MalformedEvent, parse
 from libs.events.inbox import Inbox
+from libs.events.topics import create_topics
 from libs.metric_sets import per_registry
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,19 @@ Handler = Callable[[sa.Connection, Event], None]
 Outcome = Literal["processed", "duplicate", "parked"]
 # The database is away or busy: retry the message later rather than park it.
 TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+@dataclass(frozen=True)
+class KeyedHandler:
+    """A handler that is idempotent by a key of its own effect, checked and written in the
+    same transaction as the effect (which it opens itself): `apply` returns True when it
+    applied the event, False when the key showed the effect was there already.
+
+    For a consumer whose writes do not always land in the database the inbox is in: the
+    member service writes points to the legacy DB while it shares it, to its own DB after
+    the cutover, and the ledger's key moves with the data while an inbox row would not."""
+
+    apply: Callable[[Event], bool]
 
 
 @dataclass(frozen=True)
@@ -98,9 +117,10 @@ class ConsumerRunner:
         topics: Sequence[str],
         engine: sa.Engine,
         inbox: Inbox,
-        handler: Handler,
+        handler: Handler | KeyedHandler,
         *,
         group_instance_id: str | None = None,
+        topic_partitions: int | None = None,
         max_records: int = 100,
         poll_timeout_ms: int = 200,
         backoff_initial: float = 0.1,
@@ -111,6 +131,10 @@ class ConsumerRunner:
         self.group_id, self.topics = group_id, list(topics)
         self.engine, self.inbox, self.handler = engine, inbox, handler
         self.max_records, self.poll_timeout_ms = max_records, poll_timeout_ms
+        # Create the topics it reads, with this many partitions, if they are missing: a group
+        # that subscribes to a topic before it exists sees it only at its next metadata
+        # refresh (minutes), and the topic's first events wait that long.
+        self.topic_partitions = topic_partitions
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self._settings: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers,
@@ -164,8 +188,19 @@ class ConsumerRunner:
         return outcome
 
     async def _run(self) -> None:
-        delay = self.backoff_initial
+        delay, missing_topics = self.backoff_initial, self.topic_partitions is not None
         while not self._stopping.is_set():
+            if missing_topics:
+                try:
+                    await create_topics(
+                        self._settings["bootstrap_servers"], self.topics, self.topic_partitions
+                    )
+                    missing_topics = False
+                except KafkaError as exc:
+                    log.warning("consumer group %s: topics not created: %s", self.group_id, exc)
+                    await self._pause(delay)
+                    delay = min(delay * 2, self.backoff_max)
+                    continue
             consumer = AIOKafkaConsumer(**self._settings)
             consumer.subscribe(self.topics, listener=_HandOver(self))
             try:
@@ -232,6 +267,8 @@ class ConsumerRunner:
         except MalformedEvent as exc:
             return self._park(record, f"malformed: {exc}")
         try:
+            if isinstance(self.handler, KeyedHandler):
+                return "processed" if self.handler.apply(event) else "duplicate"
             with self.engine.begin() as conn:
                 place = (record.topic, record.partition, record.offset)
                 if not self.inbox.record(conn, self.group_id, event.id, *place):
@@ -259,6 +296,8 @@ class ConsumerRunner:
         return "parked"
 
     def _replay(self, parked_id: int) -> Outcome:
+        if isinstance(self.handler, KeyedHandler):
+            return self._replay_keyed(self.handler, parked_id)
         with self.engine.begin() as conn:
             parked = self.inbox.parked_event(conn, parked_id)
             if parked is None or parked.consumer_group != self.group_id:
@@ -277,6 +316,28 @@ class ConsumerRunner:
             except Exception as exc:  # rolled back with the mark: it stays parked
                 raise ReplayFailed(f"handler failed: {type(exc).__name__}: {exc}") from exc
         return "processed"
+
+    def _replay_keyed(self, handler: KeyedHandler, parked_id: int) -> Outcome:
+        # The effect commits in the handler's own transaction, so the mark follows it: a
+        # replay that dies in between is run again, and the effect's key makes it a no-op.
+        with self.engine.connect() as conn:
+            parked = self.inbox.parked_event(conn, parked_id)
+        if parked is None or parked.consumer_group != self.group_id:
+            raise ParkedEventNotFound(parked_id)
+        if parked.replayed_at is not None:
+            raise AlreadyReplayed(parked_id)
+        try:
+            event = parse(parked.value)
+        except MalformedEvent as exc:
+            raise ReplayFailed(f"malformed: {exc}") from exc
+        try:
+            applied = handler.apply(event)
+        except Exception as exc:
+            raise ReplayFailed(f"handler failed: {type(exc).__name__}: {exc}") from exc
+        with self.engine.begin() as conn:
+            if not self.inbox.mark_replayed(conn, parked_id):
+                raise AlreadyReplayed(parked_id)
+        return "processed" if applied else "duplicate"
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():

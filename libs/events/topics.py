@@ -7,9 +7,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 
 async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    """Creates the topics that do not exist yet; an existing one keeps its partitions (the
+    broker answers TOPIC_ALREADY_EXISTS for it, which is what we want)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    await admin.start()
     try:
+        await admin.start()
         await admin.create_topics([NewTopic(n, partitions, replication_factor=1) for n in names])
     finally:
         await admin.close()
