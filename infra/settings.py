@@ -56,11 +56,14 @@ class Settings(BaseSettings):
     monolith_db_url: str | None = None
     monolith_server_limit: float = Field(5.0, gt=0)
     # The member service's gRPC address, for points once the member service owns them (stage
-    # 3 on); default: this host at SHOP_MEMBER_GRPC_PORT. Each call's deadline in seconds, and
-    # how often the outbox relay retries points changes not yet delivered.
+    # 3 on); default: this host at SHOP_MEMBER_GRPC_PORT. Each call's deadline in seconds.
     monolith_member_grpc: str | None = None
     monolith_member_timeout: float = Field(2.0, gt=0)
-    monolith_points_relay_interval: float = Field(1.0, gt=0)
+    # A points debit still pending after this long was left by a request that died (no
+    # request lives longer than SHOP_MONOLITH_SERVER_LIMIT): it is given back to the member.
+    # The recovery looks for such debits every interval seconds.
+    monolith_points_stale_seconds: float = Field(30.0, gt=0)
+    monolith_points_recovery_interval: float = Field(5.0, gt=0)
 
     # --- member service (the first extraction) ---
     member_port: int = 8011
@@ -74,6 +77,10 @@ class Settings(BaseSettings):
     member_sync_interval: float = Field(0.5, gt=0)
     # The gRPC server's own answer limit and the grace in-flight calls get at shutdown.
     member_grpc_grace_seconds: float = Field(5.0, gt=0)
+    # Static membership of the payment events consumer group (Kafka's group.instance.id):
+    # give each replica its own stable id and a restart within the session timeout
+    # rebalances nothing. Unset: a dynamic member, which rebalances on every restart.
+    member_group_instance_id: str | None = None
 
     # --- gateway (the edge router) ---
     gateway_port: int = 8000
@@ -119,6 +126,11 @@ class Settings(BaseSettings):
         if self.monolith_member_timeout >= self.monolith_server_limit:
             raise ValueError(
                 "SHOP_MONOLITH_MEMBER_TIMEOUT must be below SHOP_MONOLITH_SERVER_LIMIT"
+            )
+        if self.monolith_points_stale_seconds <= self.monolith_server_limit:
+            raise ValueError(
+                "SHOP_MONOLITH_POINTS_STALE_SECONDS must be above SHOP_MONOLITH_SERVER_LIMIT: "
+                "a debit is stale only once no request could still be using it"
             )
         if self.gateway_read_timeout >= self.gateway_server_limit:
             raise ValueError("SHOP_GATEWAY_READ_TIMEOUT must be below SHOP_GATEWAY_SERVER_LIMIT")

@@ -44,7 +44,7 @@ def run_demo(workers: int, rounds: int) -> int:
         "SHOP_DATA_DIR": str(data_dir),
         "SHOP_MEMBER_GRPC_PORT": str(free_port()),
         "SHOP_MEMBER_SYNC_INTERVAL": "0.2",
-        "SHOP_MONOLITH_POINTS_RELAY_INTERVAL": "0.5",
+        "SHOP_MONOLITH_POINTS_RECOVERY_INTERVAL": "1",
         # The dev broker on a port of its own, unless SHOP_KAFKA_BOOTSTRAP names a Kafka.
         "SHOP_BROKER_PORT": str(free_port()),
         **{spec.port_env: str(ports[name]) for name, spec in processes.items()},

@@ -3,8 +3,10 @@ load, each stage checked before the next is applied:
 
 - no 5xx, every response a valid envelope (the client checks every reply);
 - every acknowledged write is in the DB the stage says owns members: signups, the last
-  profile change, each payment's points line (and its refund's);
-- the points outbox is empty: every payment's points reached the member service;
+  profile change, each payment's points line (and its refund's). From stage 3 a card
+  payment's points travel as its PaymentCompleted event, so the check waits (a bounded time)
+  for the member service's consumer to apply them;
+- no points debit is left unsettled at the member service;
 - drift 0 wherever both DBs are live (shared after the sync drained, dual);
 - every balance matches its ledger in the owning DB.
 
@@ -45,6 +47,10 @@ DEMO_RAMP = RampOptions(
     max_wait_intervals=10,
     timeout_seconds=120.0,
 )
+# A debit pending or being given back when the load is paused is a lost or stuck give-back.
+UNSETTLED = ("pending", "cancelling")
+# How long the checks wait for the payment events of the stage's last payments.
+EVENT_WAIT_SECONDS = 15.0
 OWNERS = {0: ("legacy",), 1: ("legacy",), 2: ("legacy",), 3: ("legacy", "member"), 4: ("member",)}
 
 
@@ -123,10 +129,16 @@ def _check(row: StageRow, load: MixedLoad, dbs: dict[str, sa.Engine], ep: Endpoi
     try:
         member_metrics = admin.get(f"{ep.urls['member-service']}/metrics").text
         row.sync_lag = max(row.sync_lag or 0.0, _gauge(member_metrics, LAG) or 0.0)
+        if row.number >= 3 and not _events_settle(admin, ep):
+            row.problems.append(
+                f"the payment events did not settle within {EVENT_WAIT_SECONDS:.0f}s "
+                "(monolith outbox backlog or member-service consumer lag above 0)"
+            )
         if row.number >= 3:
-            flushed = admin.post(f"{ep.urls['monolith']}/admin/member-points/flush").json()
-            if flushed["data"]["pending"]:
-                row.problems.append(f"{flushed['data']['pending']} points changes undelivered")
+            debits = admin.get(f"{ep.urls['monolith']}/admin/points-debits").json()["data"]
+            unsettled = {k: n for k, n in debits["counts"].items() if k in UNSETTLED}
+            if unsettled:
+                row.problems.append(f"points debits left unsettled: {unsettled}")
     finally:
         admin.close()
     if row.number in (1, 2, 3):
@@ -142,7 +154,15 @@ def _check(row: StageRow, load: MixedLoad, dbs: dict[str, sa.Engine], ep: Endpoi
         if report.has_drift:
             row.problems.append(report.render())
     for owner in OWNERS[row.number]:
-        row.checked = _acked_present(load, dbs[owner], owner, row.problems)
+        # The events that carry the last payments' points may still be on their way.
+        deadline, missing = time.monotonic() + EVENT_WAIT_SECONDS, []
+        while True:
+            missing = []
+            row.checked = _acked_present(load, dbs[owner], owner, missing)
+            if not missing or row.number < 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        row.problems += missing
         with dbs[owner].connect() as conn:
             row.problems += [f"{owner} DB: {p}" for p in invariants.points_match_ledger(conn)]
 
@@ -169,15 +189,31 @@ def _acked_present(load: MixedLoad, engine: sa.Engine, owner: str, problems: lis
                 f"the last acknowledged update set {name!r}"
             )
     for payment_id, (_, points) in acked.payments.items():
-        if points and (payment_id, "pay") not in lines:
+        if points and (payment_id, "earn") not in lines:
             problems.append(f"{owner} DB: payment {payment_id}'s {points} points are missing")
     for payment_id in acked.refunds:
-        if acked.payments[payment_id][1] and (payment_id, "refund") not in lines:
+        if acked.payments[payment_id][1] and (payment_id, "take-back") not in lines:
             problems.append(f"{owner} DB: refund of payment {payment_id} is missing")
     return len(acked.members) + len(acked.profiles) + len(acked.payments) + len(acked.refunds)
 
 
 LAG = "shop_sync_lag_seconds"
+
+
+def _events_settle(admin: httpx.Client, ep: Endpoints) -> bool:
+    """Waits until the monolith has published every payment event and the member service
+    has applied them: the consumer's dual writes must be over before the reconciler compares
+    the two DBs (a two-phase commit lands in one DB a moment before the other). The lag must
+    read 0 twice, after the backlog did, so it is not a reading from before the last fetch."""
+    deadline, zero_lags = time.monotonic() + EVENT_WAIT_SECONDS, 0
+    while time.monotonic() < deadline:
+        backlog = _gauge(admin.get(f"{ep.urls['monolith']}/metrics").text, "shop_outbox_backlog")
+        lags = _samples(admin.get(f"{ep.urls['member-service']}/metrics").text, "shop_consumer_lag")
+        zero_lags = zero_lags + 1 if not backlog and not any(lags) else 0
+        if zero_lags >= 2:
+            return True
+        time.sleep(0.3)
+    return False
 
 
 async def _highest_lag(ep: Endpoints, seconds: float) -> float | None:
@@ -193,6 +229,15 @@ async def _highest_lag(ep: Endpoints, seconds: float) -> float | None:
                 highest = max(highest or 0.0, lag)
             await asyncio.sleep(0.5)
     return highest
+
+
+def _samples(text: str, name: str) -> list[float]:
+    return [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
 
 
 def _gauge(text: str, name: str) -> float | None:

@@ -7,6 +7,8 @@ from datetime import UTC
 
 import sqlalchemy as sa
 
+from libs.events.outbox import outbox_table
+
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
@@ -45,6 +47,10 @@ point_ledger = sa.Table(
     sa.Column("reason", sa.String(20), nullable=False),
     sa.Column("payment_id", ID),
     sa.Column("created_at", Timestamp(), nullable=False),
+    # The member service's key of a debit it was asked for (and of its cancel), while it
+    # writes this table in the shared-DB stages; NULL for lines keyed by (payment_id, reason).
+    sa.Column("spend_key", sa.String(64)),
+    sa.Index("ix_point_ledger_spend_key", "spend_key", unique=True),
 )
 
 products = sa.Table(
@@ -120,20 +126,27 @@ features = sa.Table(
     sa.Column("updated_at", Timestamp(), nullable=False),
 )
 
-# Points changes owed to the member service, written in the payment's own transaction and
-# delivered after it commits (service_layer/points.py): a payment never waits on, or is lost
-# with, a call to another service.
-member_points_outbox = sa.Table(
-    "member_points_outbox",
+# The payments' debits of points at the member service, once it owns them: each attempt's
+# key is written and committed here before the call, so a debit whose payment then fails, or
+# whose process died before it knew, is always found and given back
+# (service_layer/points.py).
+point_spends = sa.Table(
+    "point_spends",
     metadata,
-    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(36), primary_key=True),
     sa.Column("member_id", ID, nullable=False),
-    sa.Column("delta", sa.BigInteger, nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("reason", sa.String(20), nullable=False),
-    sa.Column("payment_id", ID, nullable=False),
+    sa.Column("order_id", ID, nullable=False),
+    sa.Column("payment_id", ID),
+    sa.Column("status", sa.String(20), nullable=False),
     sa.Column("created_at", Timestamp(), nullable=False),
-    sa.Column("delivered_at", Timestamp()),
+    sa.Column("updated_at", Timestamp(), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.String(200)),
-    sa.UniqueConstraint("payment_id", "reason", name="member_points_outbox_once"),
+    sa.Index("ix_point_spends_status", "status"),
 )
+
+# Payment events (shop.payments), written in the payment's transaction, published by the
+# relay after it commits (libs/events).
+event_outbox = outbox_table(metadata)

@@ -1,5 +1,5 @@
 """Composition root of the monolith: engine, migrations, seed, token issuer, feature switches,
-the points outbox relay, routes."""
+the member service's points client and the recovery of its debits, the events relay, routes."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from fastapi import FastAPI
 from infra.settings import Settings
 from libs.auth import TokenIssuer
 from libs.db import make_engine, ping
+from libs.events.relay import Relay
 from libs.routing.forwarding import install_forwarding
 from libs.service import ServiceOptions, create_service_app
 from monolith.adapters.migrate import upgrade
 from monolith.entrypoints.routes import admin, members, orders, payments, products
 from monolith.seed import seed_catalogue
+from monolith.service_layer import events
 from monolith.service_layer.features import Features
-from monolith.service_layer.points import LocalPoints, MemberServicePoints, PointsRelay
+from monolith.service_layer.points import LocalPoints, MemberServicePoints
 from services.member.client import BlockingMemberClient
 
 log = logging.getLogger(__name__)
@@ -37,18 +39,29 @@ def create_app(settings: Settings, *, seed: bool = True) -> FastAPI:
         client = BlockingMemberClient(
             settings.member_grpc_target, timeout=settings.monolith_member_timeout
         )
+        registry = app.state.metrics.registry
         app.state.local_points = LocalPoints()
-        app.state.member_service_points = MemberServicePoints(client)
-        relay = PointsRelay(engine, client, app.state.metrics.registry)
-        app.state.points_relay = relay
+        points = MemberServicePoints(engine, client, registry)
+        app.state.member_service_points = points
+        app.state.points_stale_seconds = settings.monolith_points_stale_seconds
+        relay = Relay(
+            engine,
+            events.outbox,
+            settings.kafka_bootstrap_servers,
+            process="monolith",
+            registry=registry,
+        )
+        app.state.relay = relay
         app.state.readiness.add_check("legacy_db", lambda: ping(engine))
         stop = asyncio.Event()
-        relaying = asyncio.create_task(_relay(relay, settings.monolith_points_relay_interval, stop))
+        recovery = asyncio.create_task(_recover(points, settings, stop))
+        await relay.start()  # does not wait for the broker
         try:
             yield
         finally:
             stop.set()
-            await relaying
+            await recovery
+            await relay.stop(settings.shutdown_grace_seconds)  # publishes what it can first
             client.close()
             engine.dispose()
 
@@ -70,12 +83,12 @@ def create_app(settings: Settings, *, seed: bool = True) -> FastAPI:
     return app
 
 
-async def _relay(relay: PointsRelay, interval: float, stop: asyncio.Event) -> None:
-    """Retries what the payments could not deliver at once (member service down, a restart)."""
+async def _recover(points: MemberServicePoints, settings: Settings, stop: asyncio.Event) -> None:
+    """Gives back the debits a dead request left behind (service_layer/points.py)."""
     while not stop.is_set():
         try:
-            await asyncio.to_thread(relay.flush)  # one SELECT when nothing is pending
+            await asyncio.to_thread(points.recover, settings.monolith_points_stale_seconds)
         except Exception:  # the loop must outlive a failed round; the next one retries
-            log.exception("points relay round failed")
+            log.exception("points debit recovery round failed")
         with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+            await asyncio.wait_for(stop.wait(), settings.monolith_points_recovery_interval)

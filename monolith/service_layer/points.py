@@ -1,167 +1,310 @@
 """Where a payment's points go.
 
-Until the member service owns points (the `member_points` feature is `local`), they move in
-the payment's own transaction, on the legacy member tables. Once it owns them
-(`member-service`, from stage 3), the payment's transaction writes a row to the points outbox
-instead, and `PointsRelay` delivers it to the member service's AdjustPoints after the commit,
-retrying until it lands. The call is idempotent on (payment_id, reason), so a delivery repeated
-after a lost answer changes nothing: the payment is never lost with a failed call, and its
-points are never moved twice."""
+Local (the `member_points` feature is `local`): the legacy member tables, in the payment's own
+transaction. The member row is locked before its balance is read, so two payments of one
+member queue and the second sees what the first spent.
+
+Member service (`member-service`, from stage 3): the owner decides, and what it decides cannot
+be undone by the monolith's rollback, so each debit is a saga step of its own:
+
+    pending ──SpendPoints──> (the payment's transaction) ──> used
+       │  refused: nothing was taken ──────────────────────> refused
+       └─ the payment failed, the call's answer was lost, or the process died ─> cancelling
+                                                         ──CancelSpend──> cancelled
+
+- a debit (a points payment's spend; the take-back of the points a refunded card payment
+  earned) is a call to the member service made *before* the payment's transaction, under a
+  key minted for this attempt and committed to `point_spends` first. The key is not the
+  payment's id: the payment does not exist yet, and SQLite hands a rolled-back id out again;
+- the payment's transaction marks the debit used, only if it is still pending;
+- a payment that fails after its debit gives it back (CancelSpend, idempotent on the key, and
+  safe even before the spend arrived); what a dead process left pending is found by
+  `SpendRecovery` once it is older than any request can take, and given back the same way;
+- credits (the points a card payment earns, a refunded points payment's points) are not
+  calls: they travel as the payment's events and the member service applies them.
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
-from datetime import UTC, datetime
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import grpc
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from libs.errors import NotFound, Unavailable
-from monolith.adapters.tables import member_points_outbox as outbox
-from monolith.adapters.tables import members
+from libs.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
+from monolith.adapters.tables import members, point_spends
+from monolith.domain import payments as rules
 from monolith.service_layer.members import change_points
 from services.member.client import BlockingMemberClient
 
 log = logging.getLogger(__name__)
 
+EARN, SPEND, REFUND, TAKE_BACK = "earn", "spend", "refund", "take-back"
+PENDING, USED, REFUSED, CANCELLING, CANCELLED = (
+    "pending", "used", "refused", "cancelling", "cancelled",
+)  # fmt: skip
 # The member service said no for good: retrying cannot change its answer.
-REFUSED = {
-    grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.INVALID_ARGUMENT,
+REFUSALS = {
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: Conflict,
+    grpc.StatusCode.INVALID_ARGUMENT: Invalid,
 }
 
 
-class Points(Protocol):
-    def balance(self, conn: sa.Connection, member_id: int) -> int: ...
+@dataclass(frozen=True)
+class Debit:
+    """One debit asked of the member service, as `point_spends` holds it."""
 
-    def change(
-        self, conn: sa.Connection, member_id: int, delta: int, reason: str, payment_id: int
+    key: str
+    member_id: int
+    amount: int
+    reason: str  # SPEND or TAKE_BACK
+    order_id: int
+    payment_id: int | None = None
+
+
+class Points(Protocol):
+    """What a payment's transaction does with its points: `changes` maps a reason to points
+    (negative for a debit), `debit` is the debit the member service already made for it."""
+
+    def settle(
+        self,
+        conn: sa.Connection,
+        member_id: int,
+        payment_id: int,
+        changes: dict[str, int],
+        debit: Debit | None,
     ) -> None: ...
 
 
 class LocalPoints:
     """The legacy member tables, in the caller's transaction."""
 
-    def balance(self, conn: sa.Connection, member_id: int) -> int:
-        return conn.scalar(sa.select(members.c.points).where(members.c.id == member_id)) or 0
-
-    def change(
-        self, conn: sa.Connection, member_id: int, delta: int, reason: str, payment_id: int
+    def settle(
+        self,
+        conn: sa.Connection,
+        member_id: int,
+        payment_id: int,
+        changes: dict[str, int],
+        debit: Debit | None,
     ) -> None:
-        change_points(conn, member_id, delta, reason, payment_id)
+        """The debits are checked against the locked balance first."""
+        taken = -sum(delta for delta in changes.values() if delta < 0)
+        if taken:
+            balance = conn.scalar(
+                sa.select(members.c.points).where(members.c.id == member_id).with_for_update()
+            )
+            if balance is None:
+                raise NotFound("MEMBER_NOT_FOUND", f"Member {member_id} does not exist.")
+            if changes.get(TAKE_BACK):
+                rules.ensure_can_take_back(balance, taken)
+            else:
+                rules.ensure_can_spend(balance, taken)
+        for reason, delta in changes.items():
+            if delta:
+                change_points(conn, member_id, delta, reason, payment_id)
+
+
+@dataclass(frozen=True)
+class SpendMetrics:
+    debits: Counter
+    unsettled: Gauge
 
 
 class MemberServicePoints:
-    """The member service: the balance asked over gRPC, the change queued in the outbox."""
-
-    def __init__(self, client: BlockingMemberClient) -> None:
-        self.client = client
-
-    def balance(self, conn: sa.Connection, member_id: int) -> int:
-        try:
-            return self.client.get_member(member_id).points
-        except grpc.RpcError as exc:
-            if exc.code() is grpc.StatusCode.NOT_FOUND:
-                raise NotFound("MEMBER_NOT_FOUND", f"Member {member_id} does not exist.") from exc
-            raise Unavailable(
-                "MEMBER_SERVICE_UNAVAILABLE",
-                f"The member service did not answer the points balance: {exc.code().name}.",
-            ) from exc
-
-    def change(
-        self, conn: sa.Connection, member_id: int, delta: int, reason: str, payment_id: int
-    ) -> None:
-        conn.execute(
-            outbox.insert().values(
-                member_id=member_id,
-                delta=delta,
-                reason=reason,
-                payment_id=payment_id,
-                created_at=datetime.now(UTC),
-            )
-        )
-
-
-class PointsRelay:
-    """Delivers the outbox in order. Safe to call from many threads at once: deliveries are
-    serialised, and a row is marked delivered only after the member service answered."""
+    """The member service decides every debit (a gRPC call keyed by the attempt); credits
+    follow from the payment's events. A payment calls `intend` (and commits), `debit`,
+    then `settle` in its transaction, and `give_back` if that transaction fails."""
 
     def __init__(
         self, engine: sa.Engine, client: BlockingMemberClient, registry: CollectorRegistry
     ) -> None:
         self.engine, self.client = engine, client
-        self._lock = threading.Lock()
-        self.delivered = Counter(
-            "shop_member_points_delivered_total",
-            "Points changes the member service applied (or had applied already).",
-            registry=registry,
+        self.metrics = SpendMetrics(
+            Counter(
+                "shop_points_debits",
+                "Debits asked of the member service, by outcome: spent, refused, "
+                "given_back (the payment then failed, or the answer was lost) and "
+                "give_back_failed (to be retried by the recovery).",
+                ["outcome"],
+                registry=registry,
+            ),
+            Gauge(
+                "shop_points_debits_unsettled",
+                "Debits pending or being given back: not yet used by a payment or returned.",
+                registry=registry,
+            ),
         )
-        self.failures = Counter(
-            "shop_member_points_delivery_failures_total",
-            "Delivery attempts that failed, by outcome (retry: will be retried; refused: parked).",
-            ["outcome"],
-            registry=registry,
-        )
-        self.pending_gauge = Gauge(
-            "shop_member_points_pending",
-            "Points changes written by payments and not yet delivered to the member service.",
-            registry=registry,
-        )
-        self.pending_gauge.set_function(self.pending)
+        self.metrics.unsettled.set_function(self.unsettled)
 
-    def pending(self) -> int:
-        with self.engine.connect() as conn:
-            return (
-                conn.scalar(sa.select(sa.func.count()).select_from(outbox).where(_deliverable()))
-                or 0
+    def settle(
+        self,
+        conn: sa.Connection,
+        member_id: int,
+        payment_id: int,
+        changes: dict[str, int],
+        debit: Debit | None,
+    ) -> None:
+        """In the payment's transaction: its debit (already taken) becomes used, unless the
+        recovery found it stale and is giving it back. The credits are the events' job."""
+        if debit is None:
+            return
+        used = conn.execute(
+            point_spends.update()
+            .where(point_spends.c.key == debit.key, point_spends.c.status == PENDING)
+            .values(status=USED, payment_id=payment_id, updated_at=_now())
+        )
+        if used.rowcount != 1:
+            raise Unavailable(
+                "POINTS_DEBIT_EXPIRED",
+                "The points were taken too long ago and are being given back; pay again.",
             )
 
-    def parked(self) -> list[dict]:
-        """Changes the member service refused; they wait for a person, not a retry."""
+    def intend(
+        self,
+        conn: sa.Connection,
+        member_id: int,
+        amount: int,
+        reason: str,
+        order_id: int,
+        payment_id: int | None = None,
+    ) -> Debit:
+        """Writes the attempt in the caller's transaction, which must commit before `debit`:
+        from then on nothing can lose track of it."""
+        debit = Debit(str(uuid.uuid4()), member_id, amount, reason, order_id, payment_id)
+        now = _now()
+        conn.execute(
+            point_spends.insert().values(
+                key=debit.key,
+                member_id=member_id,
+                amount=amount,
+                reason=reason,
+                order_id=order_id,
+                payment_id=payment_id,
+                status=PENDING,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return debit
+
+    def debit(self, debit: Debit) -> None:
+        """Takes the points, or raises the member service's refusal (the attempt is then
+        `refused`) or Unavailable when the answer is unknown (the attempt is given back)."""
+        try:
+            self.client.spend_points(
+                debit.member_id, debit.amount, debit.key, debit.reason, debit.payment_id
+            )
+        except grpc.RpcError as exc:
+            refusal = REFUSALS.get(exc.code())
+            if refusal is None:  # it may have been applied: take no chances, give it back
+                self.give_back(debit)
+                raise Unavailable(
+                    "MEMBER_SERVICE_UNAVAILABLE",
+                    f"The member service did not answer the points debit: {exc.code().name}.",
+                ) from exc
+            self._set(debit.key, REFUSED, error=exc.details())
+            self.metrics.debits.labels("refused").inc()
+            raise _refusal(refusal, exc.details() or "", debit) from exc
+        self.metrics.debits.labels("spent").inc()
+
+    def give_back(self, debit: Debit) -> None:
+        """Never raises: a give-back that fails stays `cancelling` for the recovery."""
+        try:
+            if self._set(debit.key, CANCELLING, only_from=PENDING):
+                self._cancel(debit.key, debit.member_id)
+        except Exception:
+            log.exception("points debit %s: give-back failed, the recovery retries it", debit.key)
+
+    def recover(self, stale_after: float) -> int:
+        """Gives back what a dead request left: debits pending for longer than any request
+        takes, and give-backs that failed. Returns how many it gave back."""
+        now = _now()
+        stale, retry = now - timedelta(seconds=stale_after), now - timedelta(seconds=1)
+        t = point_spends
+        query = sa.select(t.c.key, t.c.member_id, t.c.status).where(
+            sa.or_(
+                sa.and_(t.c.status == PENDING, t.c.updated_at < stale),
+                sa.and_(t.c.status == CANCELLING, t.c.updated_at < retry),
+            )
+        )
         with self.engine.connect() as conn:
-            query = sa.select(outbox).where(outbox.c.last_error.like("refused%"))
-            return [dict(r) for r in conn.execute(query).mappings()]
+            rows = conn.execute(query.order_by(t.c.created_at).limit(200)).all()
+        given = 0
+        for key, member_id, status in rows:
+            if status == PENDING and not self._set(key, CANCELLING, only_from=PENDING):
+                continue  # its payment used it meanwhile
+            try:
+                self._cancel(key, member_id)
+                given += 1
+            except Exception:
+                log.exception("points debit %s: give-back failed, retried next round", key)
+        return given
 
-    def flush(self, limit: int = 200) -> int:
-        """Delivers what is pending, oldest first; stops at the first failure to retry, so
-        a member's changes arrive in the order their payments committed."""
-        delivered = 0
-        with self._lock:
-            with self.engine.connect() as conn:
-                query = sa.select(outbox).where(_deliverable()).order_by(outbox.c.id).limit(limit)
-                rows = conn.execute(query).mappings().all()
-            for row in rows:
-                try:
-                    self.client.adjust_points(
-                        row["member_id"], row["delta"], row["reason"], row["payment_id"]
-                    )
-                except grpc.RpcError as exc:
-                    refused = exc.code() in REFUSED
-                    self.failures.labels("refused" if refused else "retry").inc()
-                    self._mark(row["id"], error=f"{'refused' if refused else 'retry'}: {exc}")
-                    if refused:
-                        log.error("points change %s refused: %s", dict(row), exc.details())
-                        continue
-                    return delivered
-                self._mark(row["id"])
-                self.delivered.inc()
-                delivered += 1
-        return delivered
+    def unsettled(self) -> int:
+        with self.engine.connect() as conn:
+            query = sa.select(sa.func.count()).where(
+                point_spends.c.status.in_((PENDING, CANCELLING))
+            )
+            return conn.scalar(query.select_from(point_spends)) or 0
 
-    def _mark(self, row_id: int, error: str | None = None) -> None:
-        values = {"attempts": outbox.c.attempts + 1, "last_error": error and error[:200]}
-        if error is None:
-            values["delivered_at"] = datetime.now(UTC)
+    def state(self) -> dict:
+        """For the admin API: counts per status, and the give-backs still failing."""
+        t = point_spends
+        with self.engine.connect() as conn:
+            per_status = sa.select(t.c.status, sa.func.count()).group_by(t.c.status)
+            counts = {status: n for status, n in conn.execute(per_status).all()}
+            failing = (
+                conn.execute(
+                    sa.select(t.c.key, t.c.member_id, t.c.amount, t.c.attempts, t.c.last_error)
+                    .where(t.c.status == CANCELLING)
+                    .order_by(t.c.created_at)
+                    .limit(100)
+                )
+                .mappings()
+                .all()
+            )
+        return {"counts": counts, "giving_back": [dict(row) for row in failing]}
+
+    def _cancel(self, key: str, member_id: int) -> None:
+        try:
+            self.client.cancel_spend(member_id, key)
+        except grpc.RpcError as exc:
+            self.metrics.debits.labels("give_back_failed").inc()
+            self._set(key, CANCELLING, error=f"{exc.code().name}: {exc.details()}")
+            raise
+        self._set(key, CANCELLED)
+        self.metrics.debits.labels("given_back").inc()
+
+    def _set(
+        self, key: str, status: str, *, only_from: str | None = None, error: str | None = None
+    ) -> bool:
+        t = point_spends
+        values = {"status": status, "updated_at": _now(), "last_error": error and error[:200]}
+        if error is not None:
+            values["attempts"] = t.c.attempts + 1
+        update = t.update().where(t.c.key == key).values(**values)
+        if only_from is not None:
+            update = update.where(t.c.status == only_from)
         with self.engine.begin() as conn:
-            conn.execute(outbox.update().where(outbox.c.id == row_id).values(**values))
+            return conn.execute(update).rowcount == 1
 
 
-def _deliverable() -> sa.ColumnElement[bool]:
-    return sa.and_(
-        outbox.c.delivered_at.is_(None),
-        sa.or_(outbox.c.last_error.is_(None), outbox.c.last_error.not_like("refused%")),
-    )
+def _refusal(kind: type[DomainError], details: str, debit: Debit) -> DomainError:
+    code, _, message = details.partition(": ")
+    if code == "INSUFFICIENT_POINTS" and debit.reason == TAKE_BACK:
+        return Conflict(
+            "POINTS_ALREADY_SPENT",
+            f"The payment earned {debit.amount} points but they were spent, so it cannot be "
+            "refunded.",
+        )
+    return kind(code or "POINTS_REFUSED", message or details)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

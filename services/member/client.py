@@ -69,11 +69,25 @@ class BlockingMemberClient:
         request = member_pb2.GetMemberRequest(member_id=member_id)
         return self._stub.GetMember(request, timeout=self.timeout)
 
-    def adjust_points(
-        self, member_id: int, delta: int, reason: str, payment_id: int
-    ) -> member_pb2.AdjustPointsResponse:
-        """Idempotent on (payment_id, reason): safe to repeat after a lost answer."""
-        request = member_pb2.AdjustPointsRequest(
-            member_id=member_id, delta=delta, reason=reason, payment_id=payment_id
+    def spend_points(
+        self,
+        member_id: int,
+        amount: int,
+        key: str,
+        reason: str = "spend",
+        payment_id: int | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> member_pb2.SpendPointsResponse:
+        """Idempotent on `key`: safe to repeat after a lost answer."""
+        request = member_pb2.SpendPointsRequest(
+            member_id=member_id, amount=amount, key=key, reason=reason, payment_id=payment_id or 0
         )
-        return self._stub.AdjustPoints(request, timeout=self.timeout)
+        return self._stub.SpendPoints(request, timeout=timeout or self.timeout)
+
+    def cancel_spend(
+        self, member_id: int, key: str, *, timeout: float | None = None
+    ) -> member_pb2.CancelSpendResponse:
+        """Idempotent on `key`; also safe before the spend arrived (the spend then refuses)."""
+        request = member_pb2.CancelSpendRequest(member_id=member_id, key=key)
+        return self._stub.CancelSpend(request, timeout=timeout or self.timeout)

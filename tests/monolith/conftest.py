@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from infra.settings import Settings
-from monolith.adapters.tables import metadata
+from monolith.adapters.tables import event_outbox, metadata
 from monolith.entrypoints.app import create_app
+from tests.support.brokers import NO_BROKER
 from tests.support.servers import serving
 
 
@@ -45,9 +46,16 @@ class Shop:
         return self.http.post("/api/orders", json={"items": items}, headers=self.auth(token))
 
     def snapshot(self) -> dict[str, list]:
-        """Every row of every table: 'changes nothing' is checked against this."""
+        """Every row of every table: 'changes nothing' is checked against this. The outbox's
+        delivery bookkeeping is left out: the relay updates it in the background."""
         with self.engine.connect() as conn:
-            return {t.name: conn.execute(sa.select(t)).all() for t in metadata.sorted_tables}
+            return {t.name: conn.execute(_content(t)).all() for t in metadata.sorted_tables}
+
+
+def _content(table: sa.Table) -> sa.Select:
+    skip = {"published_at", "attempts", "last_error"} if table is event_outbox else set()
+    query = sa.select(*(c for c in table.c if c.name not in skip))
+    return query.order_by(*table.primary_key.columns)  # an UPDATE moves a row in PostgreSQL
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -59,7 +67,7 @@ def db_url(request, tmp_path) -> str:
 
 @pytest.fixture
 def shop(db_url: str, tmp_path) -> Iterator[Shop]:
-    settings = Settings(data_dir=tmp_path, monolith_db_url=db_url)
+    settings = Settings(data_dir=tmp_path, monolith_db_url=db_url, kafka_bootstrap=NO_BROKER)
     app = create_app(settings)
     with serving(app) as url, httpx.Client(base_url=url, timeout=15) as http:
         yield Shop(http, app.state.engine)

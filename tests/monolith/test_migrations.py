@@ -62,7 +62,7 @@ def test_upgrading_twice_is_harmless(engine):
     upgrade(engine)
     upgrade(engine)
     with engine.connect() as conn:
-        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0003"
+        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0004"
 
 
 ORDER = (
@@ -85,3 +85,28 @@ def test_migration_0003_lets_orders_name_a_member_the_legacy_db_never_had(engine
     assert {"features", "member_points_outbox"}.isdisjoint(sa.inspect(engine).get_table_names())
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         conn.execute(sa.text(ORDER), {"now": datetime.now(UTC)})
+
+
+OWED = (
+    "INSERT INTO member_points_outbox (member_id, delta, reason, payment_id, created_at)"
+    " VALUES (1, 100, 'pay', 7, :now)"
+)
+
+
+def test_migration_0004_refuses_while_the_old_points_outbox_still_owes_changes(engine):
+    """0004 drops the points outbox of 0003; a change still owed there would be lost, so the
+    upgrade stops and says so instead, and goes through once it was delivered."""
+    upgrade(engine, "0003")
+    with engine.begin() as conn:
+        conn.execute(sa.text(OWED), {"now": datetime.now(UTC)})
+    with pytest.raises(RuntimeError, match="not delivered yet"):
+        upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE member_points_outbox SET delivered_at = created_at"))
+    upgrade(engine)
+    tables = set(sa.inspect(engine).get_table_names())
+    assert {"point_spends", "event_outbox"} <= tables and "member_points_outbox" not in tables
+    downgrade(engine, "0003")
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("point_ledger")}
+    assert "spend_key" not in columns
+    assert {"point_spends", "event_outbox"}.isdisjoint(sa.inspect(engine).get_table_names())

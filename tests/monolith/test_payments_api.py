@@ -84,7 +84,7 @@ def test_a_refund_restores_stock_reverses_points_and_marks_the_order_refunded(sh
     assert shop.product("KNT-001")["stock"] == knit["stock"]
     points = shop.http.get("/api/members/me/points", headers=shop.auth(token)).json()["data"]
     assert points["balance"] == 0
-    assert [h["reason"] for h in points["history"]] == ["refund", "pay"]
+    assert [h["reason"] for h in points["history"]] == ["take-back", "earn"]
     with shop.engine.connect() as conn:
         assert invariants.check_all(conn, {}) == []
 

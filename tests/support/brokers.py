@@ -13,6 +13,10 @@ from infra.settings import Settings
 from infra.supervisor import BROKER, Supervisor, free_port, free_ports
 
 KINDS = ("devbroker", "apache-kafka")
+# For a process under test that needs no broker: its relay and consumers find nothing there
+# (the discard port) and retry quietly, instead of reaching a dev broker `shop up` runs on
+# the default port of the same machine.
+NO_BROKER = "127.0.0.1:9"
 # group.min.session.timeout.ms on both: the tests' consumers use 1.5 s sessions, so that a
 # member that is gone is noticed in a fraction of the time a real deployment takes.
 GROUP_MIN_SESSION_TIMEOUT_MS = 100

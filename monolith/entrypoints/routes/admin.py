@@ -1,5 +1,6 @@
 """The monolith's admin API: the feature switches the stage engine flips (features.py) and the
-points outbox's state. Every call needs SHOP_ADMIN_TOKEN."""
+state of the points debits asked of the member service (points.py). Every call needs
+SHOP_ADMIN_TOKEN."""
 
 from __future__ import annotations
 
@@ -28,13 +29,16 @@ def change_features(body: FeatureChange, actor: Actor, features: FeaturesDep):
     return ok({"features": after, "changed": changed, "by": actor})
 
 
-@router.get("/member-points")
-def read_member_points(_: Actor, request: Request):
-    relay = request.app.state.points_relay
-    return ok({"pending": relay.pending(), "parked": relay.parked()})
+@router.get("/points-debits")
+def read_points_debits(_: Actor, request: Request):
+    """The debits asked of the member service, per status, and the give-backs still failing."""
+    return ok(request.app.state.member_service_points.state())
 
 
-@router.post("/member-points/flush")
-def flush_member_points(_: Actor, request: Request):
-    relay = request.app.state.points_relay
-    return ok({"delivered": relay.flush(), "pending": relay.pending()})
+@router.post("/points-debits/recover")
+def recover_points_debits(_: Actor, request: Request):
+    """Gives back now what a dead request left pending too long (the lifespan does it every
+    SHOP_MONOLITH_POINTS_RECOVERY_INTERVAL seconds)."""
+    points = request.app.state.member_service_points
+    given = points.recover(request.app.state.points_stale_seconds)
+    return ok({"given_back": given} | points.state())

@@ -14,16 +14,13 @@ from monolith.entrypoints.schemas import PaymentCreate, PaymentIdPath
 from monolith.service_layer import commands
 from monolith.service_layer import payments as handlers
 from monolith.service_layer.idempotency import Outcome
-from monolith.service_layer.points import MemberServicePoints, Points
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
 
 
-def _deliver(request: Request, points: Points) -> None:
-    # The outbox row committed with the payment; delivering it now lets the member see the
-    # points at once. Failing here loses nothing: the relay retries in the background.
-    if isinstance(points, MemberServicePoints):
-        request.app.state.points_relay.flush()
+def _announce(request: Request) -> None:
+    # The payment's event committed with it: wake the relay rather than wait for its poll.
+    request.app.state.relay.notify()
 
 
 def _answer(outcome: Outcome):
@@ -42,7 +39,7 @@ def pay(
 ):
     cmd = commands.Pay(member_id, body.order_id, body.method, key)
     outcome = handlers.pay(cmd, uow, points)
-    _deliver(request, points)
+    _announce(request)
     return _answer(outcome)
 
 
@@ -61,5 +58,5 @@ def refund(
     key: IdempotencyKey = None,
 ):
     outcome = handlers.refund(commands.Refund(member_id, payment_id, key), uow, points)
-    _deliver(request, points)
+    _announce(request)
     return _answer(outcome)

@@ -12,6 +12,7 @@ from datetime import UTC
 import sqlalchemy as sa
 
 from libs.dualwrite import mirror
+from libs.events.inbox import inbox_tables
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -51,9 +52,15 @@ legacy_point_ledger = sa.Table(
     sa.Column("reason", sa.String(20), nullable=False),
     sa.Column("payment_id", ID),
     sa.Column("created_at", Timestamp(), nullable=False),
+    # The caller's key of a debit it asked for (and of its cancel): what makes SpendPoints
+    # and CancelSpend idempotent. NULL for lines keyed by (payment_id, reason).
+    sa.Column("spend_key", sa.String(64)),
+    sa.Index("ix_point_ledger_spend_key", "spend_key", unique=True),
 )
 
 metadata = sa.MetaData()
 _mirrored = mirror((legacy_members, legacy_point_ledger), metadata)
 members = _mirrored["members"]
 point_ledger = _mirrored["point_ledger"]
+# The payment events consumer's parked events (its effects are keyed by the ledger itself).
+events = inbox_tables(metadata)

@@ -1,5 +1,6 @@
-"""Composition root of the member service: its runtime (engines, data mode, sync job, gRPC)
-in the lifespan, the member and admin routes, and every contract through create_service_app."""
+"""Composition root of the member service: its runtime (engines, data mode, sync job, gRPC,
+the payment events consumer) in the lifespan, the member and admin routes (parked events
+included), and every contract through create_service_app."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 from infra.settings import Settings
 from libs.auth import TokenIssuer
 from libs.db import ping
+from libs.events.admin import parked_events_router
 from libs.service import ServiceOptions, create_service_app
 from services.member.entrypoints.routes import admin, members
 from services.member.entrypoints.runtime import member_runtime
@@ -21,9 +23,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with member_runtime(settings, tokens, app.state.metrics.registry) as data:
-            app.state.data = data
-            app.state.readiness.add_check("member_db", lambda: ping(data.writer.new))
+        async with member_runtime(settings, tokens, app.state.metrics.registry) as runtime:
+            app.state.data = runtime.data
+            app.state.consumers = [runtime.consumer]
+            app.state.readiness.add_check("member_db", lambda: ping(runtime.data.writer.new))
             yield
 
     options = ServiceOptions("member-service", server_limit_seconds=settings.member_server_limit)
@@ -32,4 +35,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.admin_token = settings.admin_token
     app.include_router(members.router)
     app.include_router(admin.router)
+    app.include_router(parked_events_router(lambda request: request.app.state.consumers))
     return app

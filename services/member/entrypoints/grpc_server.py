@@ -12,7 +12,7 @@ from libs.auth import InvalidToken, TokenIssuer
 from protos.shop.member.v1 import member_pb2, member_pb2_grpc
 from services.member.adapters.data import MemberData
 from services.member.domain.errors import Conflict, Invalid, NotFound
-from services.member.service_layer import commands
+from services.member.service_layer import commands, points
 from services.member.service_layer import members as handlers
 
 # Domain errors as gRPC status codes; anything else is INTERNAL, grpcio's default.
@@ -34,15 +34,27 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, exc.message)
         return to_message(member)
 
-    async def AdjustPoints(self, request, context: grpc.aio.ServicerContext):
-        cmd = commands.AdjustPoints(
-            request.member_id, request.delta, request.reason, request.payment_id
+    async def SpendPoints(self, request, context: grpc.aio.ServicerContext):
+        cmd = commands.SpendPoints(
+            request.member_id,
+            request.amount,
+            request.key,
+            request.reason or points.SPEND,
+            request.payment_id or None,
         )
+        result = await self._run(context, points.spend, cmd)
+        return member_pb2.SpendPointsResponse(**result)
+
+    async def CancelSpend(self, request, context: grpc.aio.ServicerContext):
+        cmd = commands.CancelSpend(request.member_id, request.key)
+        result = await self._run(context, points.cancel, cmd)
+        return member_pb2.CancelSpendResponse(**result)
+
+    async def _run(self, context: grpc.aio.ServicerContext, handler, cmd) -> dict[str, Any]:
         try:
-            result = await asyncio.to_thread(handlers.adjust_points, cmd, self.data)
+            return await asyncio.to_thread(handler, cmd, self.data)
         except tuple(STATUS) as exc:
             await context.abort(STATUS[type(exc)], f"{exc.code}: {exc.message}")
-        return member_pb2.AdjustPointsResponse(**result)
 
     async def VerifyToken(self, request, context: grpc.aio.ServicerContext):
         try:

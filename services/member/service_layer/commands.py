@@ -27,11 +27,22 @@ class UpdateProfile:
 
 
 @dataclass(frozen=True)
-class AdjustPoints:
-    """Another service's points change for one payment (the monolith's payments, until the
-    payment service owns them): idempotent on (payment_id, reason)."""
+class SpendPoints:
+    """A debit another service asks for: a points payment ("spend") or the points a refunded
+    card payment had earned ("take-back", with its payment id). `key` is the caller's id of
+    this attempt, minted before the call: a repeat of the call with it changes nothing."""
 
     member_id: int
-    delta: int
-    reason: str
-    payment_id: int
+    amount: int
+    key: str
+    reason: str = "spend"
+    payment_id: int | None = None
+
+
+@dataclass(frozen=True)
+class CancelSpend:
+    """The compensation of a spend whose payment did not go through: the points come back
+    once; a cancel that arrives before its spend makes that spend refuse."""
+
+    member_id: int
+    key: str

@@ -19,6 +19,7 @@ from libs.db import make_engine
 from monolith.adapters.migrate import upgrade as upgrade_legacy
 from services.member.adapters.data import MemberData
 from services.member.entrypoints.app import create_app
+from tests.support.brokers import NO_BROKER
 from tests.support.servers import serving
 
 PASSWORD = "password-123"
@@ -103,6 +104,7 @@ def settings_for(db_urls, tmp_path) -> Callable[..., Settings]:
             "member_data_mode": mode,
             "member_grpc_port": free_port(),
             "member_sync_interval": 0.05,
+            "kafka_bootstrap": NO_BROKER,
         }
         return Settings(**(values | overrides))
 

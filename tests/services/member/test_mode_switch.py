@@ -112,5 +112,5 @@ async def test_a_restart_in_an_earlier_mode_after_single_write_is_refused(settin
     with pytest.raises(FrozenLegacyTables, match="frozen"):
         async with member_runtime(settings_for("shared"), TOKENS, CollectorRegistry()):
             pass
-    async with member_runtime(settings_for("single"), TOKENS, CollectorRegistry()) as data:
-        assert data.mode.value == "single"
+    async with member_runtime(settings_for("single"), TOKENS, CollectorRegistry()) as runtime:
+        assert runtime.data.mode.value == "single"

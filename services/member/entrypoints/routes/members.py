@@ -9,7 +9,7 @@ from libs.bearer import CurrentMember
 from libs.response import ApiError, ok
 from services.member.entrypoints.deps import DataDep, TokensDep
 from services.member.entrypoints.schemas import LoginIn, MemberCreate, MemberUpdate
-from services.member.service_layer import commands
+from services.member.service_layer import commands, points
 from services.member.service_layer import members as handlers
 
 router = APIRouter(prefix="/api/members", tags=["members"])
@@ -49,4 +49,4 @@ def update_me(body: MemberUpdate, member_id: CurrentMember, data: DataDep):
 
 @router.get("/me/points")
 def my_points(member_id: CurrentMember, data: DataDep):
-    return ok(handlers.points(member_id, data))
+    return ok(points.history(member_id, data))
