@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from libs.events.consumer import ConsumerRunner, Handler
+from libs.events.consumer import AlreadyReplayed, ConsumerRunner, Handler, KeyedHandler
 from libs.events.envelope import Event
 from tests.support.kafka_clients import CLIENT_TIMINGS, end_offsets, until
 
@@ -274,3 +274,44 @@ async def test_a_database_outage_is_retried_in_order_not_parked(
 
     assert [row.sequence for row in db.applied_rows()] == [1, 2, 3]
     assert running.count("parked") == 0 and outages == []
+
+
+async def test_a_keyed_handler_dedupes_by_its_own_key_parks_what_it_refuses_and_replays(
+    sqlite_inbox_db, runners, producer, admin, unique
+):
+    """A handler idempotent by a key of its own effect: it runs its own transaction, the runner
+    writes no inbox row, counts what it says it skipped as duplicate, parks what it raises on,
+    and replays a parked event once. The runner also creates its missing topic first."""
+    db, topic, group = sqlite_inbox_db, unique("keyed"), unique("keyed")
+    seen: set[tuple[str, int]] = set()
+    refuse = {"p-2"}
+
+    def by_aggregate_and_sequence(event: Event) -> bool:
+        if event.aggregate_id in refuse:
+            raise ValueError("not yet")
+        key = (event.aggregate_id, event.sequence)
+        if key in seen:
+            return False
+        with db.engine.begin() as conn:
+            db.apply(conn, event)
+        seen.add(key)
+        return True
+
+    running = await runners(
+        db, topic, group, KeyedHandler(by_aggregate_and_sequence), topic_partitions=2
+    )
+    await until(lambda: bool(running.runner.assignment()))
+    assert len(running.runner.assignment()) == 2  # created with the partitions asked for
+    one, again, refused = stream(["p-1"], 1) + stream(["p-1"], 1) + stream(["p-2"], 1)
+    await publish(producer, topic, [one, again, refused])
+    await until(lambda: running.count("parked") == 1 and running.count("duplicate") == 1)
+    assert running.count("processed") == 1
+    with db.engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(db.inbox.tables.inbox)) == 0
+        (parked,) = db.inbox.parked_events(conn, [group])
+
+    refuse.clear()
+    assert await running.runner.replay(parked.id) == "processed"
+    with pytest.raises(AlreadyReplayed):
+        await running.runner.replay(parked.id)
+    assert [row.aggregate_id for row in db.applied_rows()] == ["p-1", "p-2"]
