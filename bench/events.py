@@ -3,6 +3,7 @@ on Apache Kafka, side by side in one run.
 
     .venv/bin/python bench/events.py [--events 20000] [--per-transaction 100] [--rate 200]
                                      [--seconds 10] [--only devbroker|apache-kafka]
+                                     [--postgres postgresql+psycopg://postgres@127.0.0.1/postgres]
 
 Starts `shop broker` and then Apache Kafka (bench/brokers.py), one after the other so they
 never compete for the CPU. Against each, on SQLite files in a temporary dir:
@@ -20,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiokafka
@@ -40,6 +43,7 @@ from brokers import (
     print_side_by_side,
 )
 from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import make_url
 
 from libs.db import make_engine
 from libs.events.consumer import ConsumerRunner
@@ -70,6 +74,7 @@ class Workload:
     relay_poll: float
     consumer_poll_ms: int
     db_dir: str | None
+    postgres: str | None = None
 
 
 @dataclass
@@ -79,6 +84,7 @@ class Figures:
     events: int
     relay_s: float
     freshness_ms: list[float]
+    relay_leg_ms: list[float]
 
     @property
     def relay_events(self) -> float:
@@ -100,16 +106,47 @@ class Figures:
 # --- the databases ------------------------------------------------------------------------
 
 
-def outbox_db(path: Path) -> tuple[sa.Engine, Outbox]:
-    """A process's own DB holding its outbox: the embedded default, a SQLite file."""
+class Databases:
+    """Fresh databases for one run: SQLite files in `workdir` (the embedded default), or, with
+    --postgres, databases created on that server and dropped afterwards."""
+
+    def __init__(self, workdir: Path, postgres: str | None) -> None:
+        self.workdir, self.postgres, self.created = workdir, postgres, []
+
+    def url(self, name: str) -> str:
+        if self.postgres is None:
+            return f"sqlite:///{self.workdir / name}.db"
+        database = f"bench_{uuid.uuid4().hex[:10]}"
+        with self._admin() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
+        self.created.append(database)
+        return make_url(self.postgres).set(database=database).render_as_string(False)
+
+    def drop(self) -> None:
+        with self._admin() as conn:
+            for database in self.created:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+    @contextlib.contextmanager
+    def _admin(self) -> Iterator[sa.Connection]:
+        engine = sa.create_engine(self.postgres, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                yield conn
+        finally:
+            engine.dispose()
+
+
+def outbox_db(url: str) -> tuple[sa.Engine, Outbox]:
+    """A process's own DB holding its outbox."""
     metadata = sa.MetaData()
     outbox = Outbox(outbox_table(metadata))
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_engine(url)
     metadata.create_all(engine)
     return engine, outbox
 
 
-def inbox_db(path: Path) -> tuple[sa.Engine, Inbox, sa.Table]:
+def inbox_db(url: str) -> tuple[sa.Engine, Inbox, sa.Table]:
     """The consumer's own DB: its inbox and `applied`, the table its handler changes."""
     metadata = sa.MetaData()
     inbox = Inbox(inbox_tables(metadata))
@@ -119,7 +156,7 @@ def inbox_db(path: Path) -> tuple[sa.Engine, Inbox, sa.Table]:
         sa.Column("event_id", sa.String(36), primary_key=True),
         sa.Column("aggregate_id", sa.String(200), nullable=False),
     )
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_engine(url)
     metadata.create_all(engine)
     return engine, inbox, applied
 
@@ -157,9 +194,11 @@ def new_relay(
     )
 
 
-async def relay_throughput(bootstrap: str, topic: str, workdir: Path, w: Workload, n: int) -> float:
+async def relay_throughput(
+    bootstrap: str, topic: str, dbs: Databases, w: Workload, n: int
+) -> float:
     """Seconds from relay.start() until `n` pre-committed events are published."""
-    engine, outbox = outbox_db(workdir / f"{topic}-outbox.db")
+    engine, outbox = outbox_db(dbs.url(f"{topic}-outbox"))
     try:
         fill_outbox(engine, outbox, topic, n, w.per_transaction)
         registry = CollectorRegistry()
@@ -196,9 +235,15 @@ class Clocks:
 
     committed: dict[str, float] = field(default_factory=dict)
     applied: dict[str, float] = field(default_factory=dict)
+    # Wall-clock stamps too, to set against the outbox's published_at (the relay's mark).
+    committed_wall: dict[str, float] = field(default_factory=dict)
 
     def freshness_ms(self, ids: list[str]) -> list[float]:
         return [(self.applied[i] - self.committed[i]) * 1000 for i in ids]
+
+    def relay_leg_ms(self, ids: list[str], published: dict[str, float]) -> list[float]:
+        """Commit -> marked published: the relay's read, send, acknowledgement and mark."""
+        return [(published[i] - self.committed_wall[i]) * 1000 for i in ids]
 
 
 def unit_of_work(
@@ -209,6 +254,7 @@ def unit_of_work(
     with engine.begin() as conn:
         outbox.add(conn, topic, event)
     clocks.committed[event.id] = time.perf_counter()
+    clocks.committed_wall[event.id] = time.time()
 
 
 def applier(applied: sa.Table, clocks: Clocks) -> Callable[[sa.Connection, Event], None]:
@@ -244,9 +290,12 @@ async def paced_writes(
     return ids
 
 
-async def freshness_run(bootstrap: str, topic: str, workdir: Path, w: Workload) -> list[float]:
-    out_engine, outbox = outbox_db(workdir / "fresh-outbox.db")
-    in_engine, inbox, applied = inbox_db(workdir / "fresh-inbox.db")
+async def freshness_run(
+    bootstrap: str, topic: str, dbs: Databases, w: Workload
+) -> tuple[list[float], list[float]]:
+    """Freshness of each event, and the relay's share of it."""
+    out_engine, outbox = outbox_db(dbs.url("fresh-outbox"))
+    in_engine, inbox, applied = inbox_db(dbs.url("fresh-inbox"))
     clocks = Clocks()
     registry = CollectorRegistry()
     relay = new_relay(out_engine, outbox, bootstrap, w, registry)
@@ -271,12 +320,20 @@ async def freshness_run(bootstrap: str, topic: str, workdir: Path, w: Workload) 
         numbers = range(WARM_UP_FRESH, WARM_UP_FRESH + count)
         ids = await paced_writes(out_engine, outbox, relay, topic, clocks, numbers, w.rate)
         await until(lambda: all(i in clocks.applied for i in ids), within=60, step=0.01)
+        with out_engine.connect() as conn:
+            t = outbox.table
+            rows = conn.execute(sa.select(t.c.event_id, t.c.published_at)).all()
+        published = {i: _aware(at).timestamp() for i, at in rows if at is not None}
     finally:
         await runner.stop()
         await relay.stop()
         out_engine.dispose()
         in_engine.dispose()
-    return clocks.freshness_ms(ids)
+    return clocks.freshness_ms(ids), clocks.relay_leg_ms(ids, published)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite keeps no zone; UTC written
 
 
 async def measure(bootstrap: str, w: Workload) -> Figures:
@@ -285,11 +342,15 @@ async def measure(bootstrap: str, w: Workload) -> Figures:
     topics = [f"bench-events-{name}-{run}" for name in ("warm-up", "relay", "freshness")]
     await create_topics(bootstrap, topics, w.partitions)
     with tempfile.TemporaryDirectory(prefix="events-bench-", dir=w.db_dir) as tmp:
-        workdir = Path(tmp)
-        await relay_throughput(bootstrap, topics[0], workdir, w, WARM_UP_EVENTS)
-        relay_s = await relay_throughput(bootstrap, topics[1], workdir, w, w.events)
-        freshness = await freshness_run(bootstrap, topics[2], workdir, w)
-    return Figures(w.events, relay_s, freshness)
+        dbs = Databases(Path(tmp), w.postgres)
+        try:
+            await relay_throughput(bootstrap, topics[0], dbs, w, WARM_UP_EVENTS)
+            relay_s = await relay_throughput(bootstrap, topics[1], dbs, w, w.events)
+            freshness, relay_leg = await freshness_run(bootstrap, topics[2], dbs, w)
+        finally:
+            if w.postgres:
+                dbs.drop()
+    return Figures(w.events, relay_s, freshness, relay_leg)
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -300,12 +361,15 @@ ROWS: list[Row] = [
     ("freshness p50 ms", lambda f: f.p50_ms, ",.2f"),
     ("freshness p99 ms", lambda f: f.p99_ms, ",.2f"),
     ("freshness max ms", lambda f: f.max_ms, ",.2f"),
+    ("  relay share p50 ms", lambda f: percentile(f.relay_leg_ms, 0.50), ",.2f"),
+    ("  relay share p99 ms", lambda f: percentile(f.relay_leg_ms, 0.99), ",.2f"),
 ]
 
 
 def print_header(w: Workload, skipped: dict[str, str]) -> None:
     print(
-        f"libs/events on SQLite files, aiokafka {aiokafka.__version__}, "
+        f"libs/events on {'PostgreSQL' if w.postgres else 'SQLite files'}, "
+        f"aiokafka {aiokafka.__version__}, "
         f"{w.partitions} partition(s) per topic, {AGGREGATES} aggregates (keys)"
     )
     print(
@@ -318,8 +382,14 @@ def print_header(w: Workload, skipped: dict[str, str]) -> None:
         f"ConsumerRunner(poll_timeout_ms={w.consumer_poll_ms}), commit -> handler applied"
     )
     # The broker, the relay, the consumer and both DBs share this machine's cores.
-    where = w.db_dir or tempfile.gettempdir()
-    print(f"SQLite files under {where} (journal_mode=DELETE, synchronous=FULL: fsync per commit)")
+    if w.postgres:
+        print(f"PostgreSQL at {make_url(w.postgres).render_as_string()}: a database per side")
+    else:
+        where = w.db_dir or tempfile.gettempdir()
+        print(
+            f"SQLite files under {where} (journal_mode=DELETE, synchronous=FULL: fsync per "
+            "commit, and readers and writers of a file wait for each other)"
+        )
     print(machine_line())
     for kind, why in skipped.items():
         print(f"{LABELS[kind]}: not measured ({why})")
@@ -348,6 +418,7 @@ async def run(args: argparse.Namespace) -> None:
         args.relay_poll,
         args.consumer_poll_ms,
         args.db_dir,
+        args.postgres,
     )
     results: dict[str, Figures] = {}
     skipped: dict[str, str] = {}
@@ -380,6 +451,11 @@ def main() -> None:
     # SQLite commits fsync (synchronous=FULL, rollback journal): the disk under the DBs is
     # part of the figure. Point this at tmpfs to see how much of it.
     parser.add_argument("--db-dir", help="where the SQLite files go (default: the temp dir)")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run on PostgreSQL instead (a server URL; fresh databases are created and dropped)",
+    )
     parser.add_argument("--only", choices=[DEVBROKER, APACHE_KAFKA], help="measure one broker")
     asyncio.run(run(parser.parse_args()))
 
