@@ -95,9 +95,8 @@ class ForwardingMiddleware:
         receive: Receive,
         send: Send,
     ) -> None:
-        if not self.started:
-            await self.upstreams.start()
-            self.started = True
+        if not self.started:  # a server that never ran the lifespan
+            raise RuntimeError("forwarding needs the ASGI lifespan: its upstream pool starts there")
         rid = headers.get(b"x-request-id", "")
         rid = rid if _SAFE_REQUEST_ID.match(rid) else uuid.uuid4().hex
         budget = parse_budget_ms(headers.get(b"x-shop-deadline-ms"))
@@ -119,10 +118,17 @@ class ForwardingMiddleware:
             context.request_id.reset(token)
 
     def _closing_on_shutdown(self, receive: Receive) -> Receive:
+        """The upstream pool lives as long as the app: opened at startup, before the first
+        request can need it, and closed at shutdown."""
+
         async def wrapped() -> Message:
             message = await receive()
-            if message["type"] == "lifespan.shutdown":
+            if message["type"] == "lifespan.startup" and not self.started:
+                await self.upstreams.start()
+                self.started = True
+            elif message["type"] == "lifespan.shutdown":
                 await self.upstreams.close()
+                self.started = False
             return message
 
         return wrapped

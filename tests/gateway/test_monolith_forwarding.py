@@ -4,6 +4,7 @@ real monolith: same table format, same weights, same members on the same side.""
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from infra.settings import Settings
 from libs.auth import TokenIssuer
 from libs.response import is_valid_envelope
 from libs.routing import parse_route_table
+from libs.routing.upstream import Upstreams
 from monolith.entrypoints.app import create_app as create_monolith
 from tests.gateway.conftest import ADMIN_TOKEN, Backend, serving
 
@@ -53,6 +55,40 @@ def test_the_monolith_forwards_its_configured_share_sticky_per_member(monolith_s
     # The gateway's core, given the same table, places every member on the same side.
     route = parse_route_table(NINE_TO_ONE, {"monolith", "member-service"}).routes[0]
     assert all(route.choose(f"member:{m}") == side for m, side in served.items())
+
+
+def test_the_forwarding_pool_opens_with_the_app_not_on_the_first_request(
+    monolith_settings, monkeypatch: pytest.MonkeyPatch
+):
+    starts, closes = [], []
+    start, close = Upstreams.start, Upstreams.close
+
+    async def counted_start(self):
+        starts.append(self)
+        await start(self)
+
+    async def counted_close(self):
+        closes.append(self)
+        await close(self)
+
+    monkeypatch.setattr(Upstreams, "start", counted_start)
+    monkeypatch.setattr(Upstreams, "close", counted_close)
+    issuer = TokenIssuer(monolith_settings.jwt_secret, 3600)
+    with serving(create_monolith(monolith_settings)) as url:
+        assert len(starts) == 1  # at startup, before any request could race to make one
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(
+                pool.map(
+                    lambda m: httpx.get(
+                        f"{url}/api/members/me",
+                        headers={"Authorization": f"Bearer {issuer.issue(m)}"},
+                    ),
+                    range(1, 65),
+                )
+            )
+        assert {a.headers["x-served-by"] for a in answers} == {"monolith", "member-service"}
+        assert len(starts) == 1
+    assert closes == starts
 
 
 def test_without_configuration_the_monolith_forwards_nothing(tmp_path):
