@@ -7,6 +7,7 @@ import threading
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
 
 from libs.dualwrite import sync_job as sync_job_module
 from libs.dualwrite.modes import Mode, ModeSwitch
@@ -166,14 +167,22 @@ def test_a_child_captured_before_its_parent_brings_the_parent_along(migration):
 
 
 def test_concurrent_batches_do_not_apply_twice(migration):
+    """Two instances of the job drain one cursor at once: every change is applied by exactly
+    one of them. Applying is an idempotent upsert, so the rows alone cannot show a double
+    application; the changes each instance reports applying, and the rows-applied counter,
+    can."""
     for n in range(20):
         migration.add_member(f"m{n}@example.com")
-    job = SyncJob(migration.spec, migration.legacy, migration.new, batch_size=5)
+    registry = CollectorRegistry()
+    job = SyncJob(migration.spec, migration.legacy, migration.new, batch_size=5, registry=registry)
+    applied: list[int] = []
     errors: list[BaseException] = []
+    start = threading.Barrier(2)
 
     def drain() -> None:
+        start.wait()
         try:
-            job.drain()
+            applied.append(job.drain())
         except sa.exc.OperationalError as exc:  # SQLite may refuse the second writer outright
             errors.append(exc)
 
@@ -182,7 +191,15 @@ def test_concurrent_batches_do_not_apply_twice(migration):
         t.start()
     for t in threads:
         t.join()
-    job.drain()
+    if migration.legacy.dialect.name == "postgresql":
+        assert errors == []  # the cursor's row lock makes the second instance wait, not fail
+    applied.append(job.drain())
+    assert sum(applied) == 20, applied
+    rows = registry.get_sample_value(
+        "shop_sync_rows_applied_total",
+        {"job": job.name, "table": "members", "op": "upsert"},
+    )
+    assert rows == 20
     assert migration.rows("new") == migration.rows("legacy")
 
 
