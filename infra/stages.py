@@ -151,7 +151,7 @@ STAGES: tuple[Stage, ...] = (
             DataMode("member-service", "dual"),
         ),
         ("gateway", "monolith", "member-service"),
-        "shop_dual_write_transactions; `shop reconcile members` reports no drift",
+        "shop_dual_write_transactions_total; `shop reconcile members` reports no drift",
     ),
     Stage(
         4,
