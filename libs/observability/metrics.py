@@ -48,9 +48,6 @@ class HttpMetrics:
             registry=self.registry,
         )
 
-    def middleware(self, app: ASGIApp) -> MetricsMiddleware:
-        return MetricsMiddleware(app, self)
-
 
 class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
