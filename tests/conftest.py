@@ -40,6 +40,26 @@ def postgres_admin_url() -> str:
 
 
 @pytest.fixture
+def two_phase(request) -> None:
+    """For a test that commits dual writes on PostgreSQL, by two-phase commit: the server must
+    allow prepared transactions (.ci/run raises max_prepared_transactions). Only such tests
+    ask for it; on SQLite (a `backend` parameter of "sqlite") it asks nothing."""
+    if "backend" in request.fixturenames and request.getfixturevalue("backend") != "postgres":
+        return
+    engine = sa.create_engine(request.getfixturevalue("postgres_admin_url"))
+    try:
+        with engine.connect() as conn:
+            allowed = int(conn.exec_driver_sql("SHOW max_prepared_transactions").scalar_one())
+    finally:
+        engine.dispose()
+    if allowed == 0:
+        _unavailable(
+            "PostgreSQL two-phase commit",
+            RuntimeError("max_prepared_transactions = 0 (.ci/run raises it)"),
+        )
+
+
+@pytest.fixture
 def postgres_url(postgres_admin_url: str) -> Iterator[str]:
     """A fresh, empty database for one test, dropped afterwards."""
     name = f"shop_test_{uuid.uuid4().hex[:12]}"

@@ -37,7 +37,7 @@ def test_the_demo_walks_stages_0_to_4_and_every_invariant_holds(tmp_path):
     assert (tmp_path / "demo" / "member.db").exists()
 
 
-def test_the_same_walk_passes_on_postgresql(tmp_path, postgres_databases):
+def test_the_same_walk_passes_on_postgresql(tmp_path, postgres_databases, two_phase):
     """Two PostgreSQL databases: shared with the sync job, dual write by two-phase commit,
     single write with the legacy tables frozen by triggers."""
     legacy, member = postgres_databases(), postgres_databases()

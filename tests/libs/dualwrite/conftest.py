@@ -3,7 +3,6 @@ databases of the test server."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -77,20 +76,7 @@ def urls(backend: str, tmp_path, request) -> tuple[str, str]:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'legacy.db'}", f"sqlite:///{tmp_path / 'member.db'}"
     create: Callable[[], str] = request.getfixturevalue("postgres_databases")
-    _require_prepared_transactions(request.getfixturevalue("postgres_admin_url"))
     return create(), create()
-
-
-def _require_prepared_transactions(url: str) -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
-        allowed = int(conn.exec_driver_sql("SHOW max_prepared_transactions").scalar_one())
-    engine.dispose()
-    if allowed == 0:
-        message = "PostgreSQL has max_prepared_transactions = 0 (.ci/run raises it)"
-        if os.environ.get("SHOP_TEST_REQUIRE_SERVERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture

@@ -14,6 +14,9 @@ from libs.dualwrite.twophase import install_decision_log
 from libs.dualwrite.writer import DualWriter
 from tests.libs.dualwrite.schema import member_values
 
+# Dual writes on PostgreSQL commit in two phases (tests/conftest.py: two_phase).
+pytestmark = pytest.mark.usefixtures("two_phase")
+
 
 @pytest.fixture
 def stage(migration):

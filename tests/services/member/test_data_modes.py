@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 
 from tests.services.member.conftest import emails, eventually
+
+# Dual writes on PostgreSQL commit in two phases (tests/conftest.py: two_phase).
+pytestmark = pytest.mark.usefixtures("two_phase")
 
 
 def test_in_shared_mode_a_write_lands_in_the_legacy_db_and_the_sync_job_copies_it(member_service):

@@ -6,6 +6,9 @@ import pytest
 
 from tests.services.member.conftest import auth
 
+# Dual writes on PostgreSQL commit in two phases (tests/conftest.py: two_phase).
+pytestmark = pytest.mark.usefixtures("two_phase")
+
 
 @pytest.mark.parametrize("mode", ["shared", "dual", "single"])
 def test_a_member_signs_up_logs_in_and_keeps_a_profile(member_service, mode):

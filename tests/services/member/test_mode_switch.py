@@ -14,6 +14,9 @@ from libs.auth import TokenIssuer
 from services.member.entrypoints.runtime import FrozenLegacyTables, member_runtime
 from tests.services.member.conftest import ADMIN, emails, running
 
+# Dual writes on PostgreSQL commit in two phases (tests/conftest.py: two_phase).
+pytestmark = pytest.mark.usefixtures("two_phase")
+
 TOKENS = TokenIssuer("a-test-secret-of-at-least-32-characters", 60)
 
 

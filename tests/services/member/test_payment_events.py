@@ -14,6 +14,9 @@ import sqlalchemy as sa
 from tests.services.member.conftest import ADMIN, eventually
 from tests.services.member.test_points import Pair, monolith, pair_in
 
+# Dual writes on PostgreSQL commit in two phases (tests/conftest.py: two_phase).
+pytestmark = pytest.mark.usefixtures("two_phase")
+
 
 @pytest.fixture
 def broker_pair(member_service, settings_for, bootstrap) -> Iterator[Pair]:

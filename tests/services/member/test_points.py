@@ -29,6 +29,9 @@ from services.member.service_layer import points as member_points
 from tests.services.member.conftest import ADMIN, PASSWORD, MemberService, auth
 from tests.support.servers import serving
 
+# Dual writes on PostgreSQL commit in two phases (tests/conftest.py: two_phase).
+pytestmark = pytest.mark.usefixtures("two_phase")
+
 TEE = "TEE-001"  # 29,000 won: the talk's reproduction spends exactly one tee's worth
 
 
