@@ -8,7 +8,7 @@ from libs.dualwrite.cutover import DriftBlocksCutover, align_sequences
 from libs.dualwrite.freeze import FrozenTableError, frozen_tables, install_freeze_triggers
 from libs.dualwrite.modes import Mode, ModeSwitch
 from libs.dualwrite.reconcile import DriftReport, Reconciler
-from libs.dualwrite.spec import MigrationSpec, TableSpec, mirror
+from libs.dualwrite.spec import ExternalReference, MigrationSpec, TableSpec, mirror
 from libs.dualwrite.sqlite import sqlite_engine
 from libs.dualwrite.sync_job import SyncJob, SyncResult, install_sync_cursor
 from libs.dualwrite.twophase import RecoveryReport, install_decision_log
@@ -19,6 +19,7 @@ __all__ = [
     "DriftBlocksCutover",
     "DriftReport",
     "DualWriter",
+    "ExternalReference",
     "FrozenTableError",
     "MigrationSpec",
     "Mode",

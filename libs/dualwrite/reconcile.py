@@ -20,7 +20,7 @@ from libs.dualwrite import rows
 from libs.dualwrite.canonical import canonical_row, checksum
 from libs.dualwrite.freeze import UNFREEZE
 from libs.dualwrite.rows import Key, Row, Side
-from libs.dualwrite.spec import MigrationSpec, TableSpec
+from libs.dualwrite.spec import ExternalReference, MigrationSpec, TableSpec
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,24 @@ class TableDrift:
 
 
 @dataclass
+class DanglingReference:
+    """Values of a moved column that name no row of the legacy table it refers to."""
+
+    reference: str  # "order_lines.product_id -> products.id"
+    count: int
+    samples: list = field(default_factory=list)
+
+
+@dataclass
 class DriftReport:
     migration: str
     direction: str
     tables: list[TableDrift]
+    dangling: list[DanglingReference] = field(default_factory=list)
 
     @property
     def has_drift(self) -> bool:
-        return any(t.has_drift for t in self.tables)
+        return any(t.has_drift for t in self.tables) or bool(self.dangling)
 
     def to_dict(self) -> dict:
         return {"has_drift": self.has_drift, **asdict(self)}
@@ -82,6 +92,10 @@ class DriftReport:
                 f"({rows_off} rows){f', repaired {t.repaired}' if t.repaired else ''}"
             )
             lines += [f"    {_describe(s)}" for c in t.drifted for s in c.samples]
+        for d in self.dangling:
+            lines.append(
+                f"  {d.reference}: DRIFT {d.count} value(s) name no legacy row, e.g. {d.samples}"
+            )
         return "\n".join(lines)
 
 
@@ -113,9 +127,32 @@ class Reconciler:
         self.direction, self.chunk_size, self.samples = direction, chunk_size, samples
 
     def check(self) -> DriftReport:
-        return DriftReport(
-            self.spec.name, self.direction, [self._check_table(t) for t in self.spec.tables]
+        tables = [self._check_table(t) for t in self.spec.tables]
+        dangling = [d for r in self.spec.external_references() if (d := self._dangling(r))]
+        return DriftReport(self.spec.name, self.direction, tables, dangling)
+
+    def _dangling(self, ref: ExternalReference, batch: int = 1000) -> DanglingReference | None:
+        """The new DB's values of a column that refers into a table left in the legacy DB,
+        looked up there a batch at a time."""
+        legacy, new = (
+            (self.source, self.target)
+            if self.direction == "legacy->new"
+            else (self.target, self.source)
         )
+        column = ref.table.new.c[ref.new_column]
+        with new.connect() as conn:
+            values = list(conn.scalars(sa.select(column).where(column.is_not(None)).distinct()))
+        referred = sa.table(ref.referred_table, sa.column(ref.referred_column))
+        key = referred.c[ref.referred_column]
+        missing = []
+        with legacy.connect() as conn:
+            for start in range(0, len(values), batch):
+                chunk = values[start : start + batch]
+                found = set(conn.scalars(sa.select(key).where(key.in_(chunk))))
+                missing += [v for v in chunk if v not in found]
+        if not missing:
+            return None
+        return DanglingReference(ref.describe(), len(missing), sorted(missing)[: self.samples])
 
     def repair(self) -> DriftReport:
         """Check, then make the target's drifting chunks equal to the source's: parents'

@@ -68,6 +68,26 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class ExternalReference:
+    """A foreign key of a moving table into a table that stays in the legacy DB (an order
+    line's product, while the catalogue stays behind). The new DB keeps the column without the
+    constraint, since the referred table is not there; the reconciler checks that every value
+    still names a legacy row."""
+
+    table: TableSpec
+    column: str  # the legacy column
+    referred_table: str  # in the legacy DB
+    referred_column: str
+
+    @property
+    def new_column(self) -> str:
+        return self.table.columns[self.column]
+
+    def describe(self) -> str:
+        return f"{self.table.name}.{self.column} -> {self.referred_table}.{self.referred_column}"
+
+
+@dataclass(frozen=True)
 class MigrationSpec:
     """The tables of one extraction, parents before children (the order rows are applied in)."""
 
@@ -79,6 +99,7 @@ class MigrationSpec:
             raise ValueError(f"spec name {self.name!r} must match {_NAME.pattern}")
         object.__setattr__(self, "tables", tuple(self.tables))
         self.references()
+        self.external_references()
 
     def table(self, name: str) -> TableSpec:
         for table in self.tables:
@@ -102,6 +123,25 @@ class MigrationSpec:
                 found.append(Reference(child, parent, _positions(child, parent, fk)))
         return found
 
+    def external_references(self) -> list[ExternalReference]:
+        """Foreign keys of the legacy tables that point at tables which do not move."""
+        moving = {t.legacy.name for t in self.tables}
+        found = []
+        for table in self.tables:
+            for fk in table.legacy.foreign_key_constraints:
+                referred, _, _ = fk.elements[0].target_fullname.rpartition(".")
+                if referred in moving:
+                    continue
+                if len(fk.elements) != 1:
+                    raise ValueError(
+                        f"{table.name}: a composite foreign key into {referred}, which stays, "
+                        "cannot be checked across the two DBs yet"
+                    )
+                element = fk.elements[0]
+                column = element.target_fullname.rpartition(".")[2]
+                found.append(ExternalReference(table, element.parent.name, referred, column))
+        return found
+
     def _by_new_table(self, table: sa.Table) -> TableSpec | None:
         return next((t for t in self.tables if t.new is table), None)
 
@@ -116,5 +156,21 @@ def _positions(child: TableSpec, parent: TableSpec, fk: sa.ForeignKeyConstraint)
 
 
 def mirror(tables: Iterable[sa.Table], metadata: sa.MetaData) -> dict[str, sa.Table]:
-    """Copies of legacy tables for the new DB, same names and columns (the usual first step)."""
-    return {t.name: t.to_metadata(metadata) for t in tables}
+    """Copies of legacy tables for the new DB, same names and columns (the usual first step).
+
+    A foreign key into a table that is not among them (one that stays in the legacy DB) is
+    left out of the copy: the column stays, the constraint cannot, and the reconciler checks
+    those values instead (`MigrationSpec.external_references`)."""
+    tables = list(tables)
+    moving = {t.name for t in tables}
+    copies = {}
+    for table in tables:
+        copy = table.to_metadata(metadata)
+        for fk in list(copy.foreign_key_constraints):
+            if fk.elements[0].target_fullname.rpartition(".")[0] not in moving:
+                copy.constraints.discard(fk)
+                for element in fk.elements:
+                    element.parent.foreign_keys.discard(element)
+                    copy.foreign_keys.discard(element)
+        copies[table.name] = copy
+    return copies
