@@ -29,11 +29,11 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from libs.db.sqlite import sqlite_engine
 from libs.dualwrite.capture import install_change_capture
 from libs.dualwrite.modes import Mode, ModeSwitch
 from libs.dualwrite.naive import NaiveSequentialWriter
 from libs.dualwrite.spec import MigrationSpec, TableSpec, mirror
-from libs.dualwrite.sqlite import sqlite_engine
 from libs.dualwrite.sync_job import SyncJob, install_sync_cursor
 from libs.dualwrite.twophase import install_decision_log
 from libs.dualwrite.writer import DualWriter

@@ -11,6 +11,7 @@ import json
 
 import sqlalchemy as sa
 
+from libs.db.types import ID
 from libs.dualwrite.spec import MigrationSpec, TableSpec
 
 metadata = sa.MetaData()
@@ -18,7 +19,7 @@ metadata = sa.MetaData()
 changes = sa.Table(
     "dualwrite_changes",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("id", ID, primary_key=True),
     # PostgreSQL transaction id of the writer (0 on SQLite): the sync job reads in (xid, id)
     # order and only below the oldest running transaction, see sync_job.py.
     sa.Column("xid", sa.BigInteger, nullable=False),

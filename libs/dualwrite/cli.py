@@ -10,9 +10,9 @@ import json
 import click
 import sqlalchemy as sa
 
+from libs.db.sqlite import sqlite_engine
 from libs.dualwrite.reconcile import Reconciler
 from libs.dualwrite.spec import MigrationSpec
-from libs.dualwrite.sqlite import sqlite_engine
 
 
 def load_spec(path: str) -> MigrationSpec:

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
+from libs.db.sqlite import ATTACHED, database_path, sqlite_engine
 from libs.dualwrite.cutover import Cutover
 from libs.dualwrite.faults import Fault, no_fault
 from libs.dualwrite.freeze import guard_frozen_tables
 from libs.dualwrite.metrics import migration_metrics
 from libs.dualwrite.modes import Mode, ModeSwitch
 from libs.dualwrite.spec import MigrationSpec, TableSpec
-from libs.dualwrite.sqlite import ATTACHED, database_path, sqlite_engine
 from libs.dualwrite.twophase import RecoveryReport, TwoPhaseCommit
 
 Builder = Callable[[sa.Table], sa.Executable]

@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-# BIGINT on PostgreSQL; SQLite's rowid alias must be INTEGER to autoincrement.
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+from libs.db.types import ID
+
 _KEYS = ("consumer_group", "event_id")
 _PLACES = ("consumer_group", "topic", "partition", "offset")
 
@@ -50,7 +50,7 @@ def inbox_tables(
     parked = sa.Table(
         parked_name,
         metadata,
-        sa.Column("id", _ID, primary_key=True, autoincrement=True),
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
         sa.Column("consumer_group", sa.String(200), nullable=False),
         sa.Column("topic", sa.String(200), nullable=False),
         sa.Column("partition", sa.Integer(), nullable=False),

@@ -12,10 +12,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from libs.db.types import ID  # BIGINT: an outbox outlives 2**31 events
 from libs.events.envelope import Event
-
-# BIGINT on PostgreSQL (an outbox outlives 2**31 events); SQLite's rowid alias must be INTEGER.
-_POSITION = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def outbox_table(metadata: sa.MetaData, name: str = "event_outbox") -> sa.Table:
@@ -26,7 +24,7 @@ def outbox_table(metadata: sa.MetaData, name: str = "event_outbox") -> sa.Table:
         # The publish order. A commit can land after a later position is already published
         # (positions are handed out at INSERT, not at COMMIT), which is why the relay asks
         # for `published_at IS NULL` and never keeps a high-water mark that would skip it.
-        sa.Column("position", _POSITION, primary_key=True, autoincrement=True),
+        sa.Column("position", ID, primary_key=True, autoincrement=True),
         sa.Column("event_id", sa.String(36), nullable=False, unique=True),
         sa.Column("topic", sa.String(200), nullable=False),
         sa.Column("aggregate_type", sa.String(200), nullable=False),

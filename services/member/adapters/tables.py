@@ -7,25 +7,11 @@ tables mirror them column for column, so the migration maps them 1:1."""
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import sqlalchemy as sa
 
+from libs.db.types import ID, Timestamp
 from libs.dualwrite import mirror
 from libs.events.inbox import inbox_tables
-
-ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-
-class Timestamp(sa.types.TypeDecorator):
-    """Aware UTC datetimes on every backend (SQLite hands back naive ones)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_result_value(self, value, dialect):
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
 
 legacy_metadata = sa.MetaData()
 

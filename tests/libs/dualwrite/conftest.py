@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
+from libs.db.sqlite import sqlite_engine
 from libs.dualwrite.capture import install_change_capture
 from libs.dualwrite.rows import scan
-from libs.dualwrite.sqlite import sqlite_engine
 from libs.dualwrite.sync_job import install_sync_cursor
 from monolith.adapters.tables import metadata as legacy_metadata
 from tests.libs.dualwrite.schema import LEGACY_TABLES, MEMBERS, member_values, new_metadata

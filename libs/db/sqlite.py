@@ -1,5 +1,6 @@
-"""SQLite engines for the migration: the same pragmas as the monolith's legacy engine, and,
-for dual write, the new DB's file ATTACHed to the legacy connection.
+"""SQLite engines, the embedded default of every process: foreign keys on, a busy timeout,
+BEGIN IMMEDIATE for writes, the rollback journal; and, for dual write, the new DB's file
+ATTACHed to the legacy connection.
 
 Why ATTACH: SQLite commits a transaction that wrote to several attached files atomically (a
 super-journal names every file's journal; the commit happens when it is deleted), so one

@@ -1,13 +1,16 @@
 """Engines every process builds the same way: SQLite files (the embedded default) with the
-pragmas dual write relies on (libs/dualwrite/sqlite.py), PostgreSQL by URL; and the ping its
-readiness check runs."""
+pragmas dual write relies on (libs/db/sqlite.py), PostgreSQL by URL; the ping its readiness
+check runs; and the column types every schema shares (libs/db/types.py)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from libs.dualwrite.sqlite import sqlite_engine
+from libs.db.sqlite import sqlite_engine
+from libs.db.types import ID, Timestamp
+
+__all__ = ["ID", "Timestamp", "make_engine", "ping", "sqlite_engine"]
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
