@@ -8,11 +8,13 @@ Only keys are recorded; the sync job reads each row's current state when it appl
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from libs.db.types import ID
-from libs.dualwrite.spec import MigrationSpec, TableSpec
+from libs.dualwrite.spec import MigrationSpec
 
 metadata = sa.MetaData()
 
@@ -34,16 +36,35 @@ changes = sa.Table(
 )
 
 
-def install_change_capture(conn: sa.Connection, spec: MigrationSpec) -> None:
+@dataclass(frozen=True)
+class CapturedTable:
+    """What a capture trigger needs of a table: its name and its key columns. A migration
+    names its tables with these, frozen as they were at its revision, instead of reading a
+    service's live spec (which may change, or leave with the service)."""
+
+    name: str
+    key: tuple[str, ...]
+
+
+Captured = MigrationSpec | Iterable[CapturedTable]
+
+
+def captured_tables(tables: Captured) -> tuple[CapturedTable, ...]:
+    if isinstance(tables, MigrationSpec):
+        return tuple(CapturedTable(t.legacy.name, t.key) for t in tables.tables)
+    return tuple(tables)
+
+
+def install_change_capture(conn: sa.Connection, tables: Captured) -> None:
     """Create the change table and the triggers (idempotent; call it from a migration)."""
     metadata.create_all(conn, checkfirst=True)
-    for table in spec.tables:
+    for table in captured_tables(tables):
         for statement in _trigger_sql(conn.dialect.name, table):
             conn.exec_driver_sql(statement)
 
 
-def uninstall_change_capture(conn: sa.Connection, spec: MigrationSpec) -> None:
-    for table in spec.tables:
+def uninstall_change_capture(conn: sa.Connection, tables: Captured) -> None:
+    for table in captured_tables(tables):
         for statement in _drop_sql(conn.dialect.name, table):
             conn.exec_driver_sql(statement)
 
@@ -56,16 +77,16 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _key_json(dialect: str, table: TableSpec, row: str) -> str:
+def _key_json(dialect: str, table: CapturedTable, row: str) -> str:
     values = ", ".join(f"{row}.{_q(k)}" for k in table.key)
     return f"json_array({values})" if dialect == "sqlite" else f"json_build_array({values})::text"
 
 
-def _key_changed(table: TableSpec) -> str:
+def _key_changed(table: CapturedTable) -> str:
     return " OR ".join(f"OLD.{_q(k)} IS NOT NEW.{_q(k)}" for k in table.key)
 
 
-def _trigger_sql(dialect: str, table: TableSpec) -> list[str]:
+def _trigger_sql(dialect: str, table: CapturedTable) -> list[str]:
     return _sqlite_triggers(table) if dialect == "sqlite" else _postgres_triggers(table)
 
 
@@ -73,11 +94,11 @@ _INSERT = "INSERT INTO dualwrite_changes (xid, table_name, pk, op, changed_at)"
 _SQLITE_NOW = "(julianday('now') - 2440587.5) * 86400.0"
 
 
-def _sqlite_trigger_name(table: TableSpec, op: str) -> str:
+def _sqlite_trigger_name(table: CapturedTable, op: str) -> str:
     return _q(f"dualwrite_capture_{table.name}_{op}")
 
 
-def _sqlite_triggers(table: TableSpec) -> list[str]:
+def _sqlite_triggers(table: CapturedTable) -> list[str]:
     t, on = table.name, _q(table.name)
     new, old = _key_json("sqlite", table, "NEW"), _key_json("sqlite", table, "OLD")
     record = f"{_INSERT} VALUES (0, '{t}', {{key}}, '{{op}}', {_SQLITE_NOW});"
@@ -94,11 +115,11 @@ def _sqlite_triggers(table: TableSpec) -> list[str]:
     ]
 
 
-def _postgres_function(table: TableSpec) -> str:
+def _postgres_function(table: CapturedTable) -> str:
     return _q(f"dualwrite_capture_{table.name}")
 
 
-def _postgres_triggers(table: TableSpec) -> list[str]:
+def _postgres_triggers(table: CapturedTable) -> list[str]:
     t, on, function = table.name, _q(table.name), _postgres_function(table)
     new, old = _key_json("postgresql", table, "NEW"), _key_json("postgresql", table, "OLD")
     xid, now = "pg_current_xact_id()::text::bigint", "extract(epoch from clock_timestamp())"
@@ -122,7 +143,7 @@ END"""
     ]
 
 
-def _drop_sql(dialect: str, table: TableSpec) -> list[str]:
+def _drop_sql(dialect: str, table: CapturedTable) -> list[str]:
     if dialect == "sqlite":
         return [f"DROP TRIGGER IF EXISTS {_sqlite_trigger_name(table, op)}" for op in "iud"]
     return [

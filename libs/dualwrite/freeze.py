@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from libs.dualwrite.capture import Captured, captured_tables
 from libs.dualwrite.spec import MigrationSpec
 
 UNFREEZE = "dualwrite_unfreeze"  # execution option: the toolkit's own rollback copy
@@ -48,9 +49,9 @@ def install_freeze_triggers(conn: sa.Connection, spec: MigrationSpec) -> None:
             conn.exec_driver_sql(statement)
 
 
-def uninstall_freeze_triggers(conn: sa.Connection, spec: MigrationSpec) -> None:
-    for table in spec.tables:
-        name = table.legacy.name
+def uninstall_freeze_triggers(conn: sa.Connection, tables: Captured) -> None:
+    for table in captured_tables(tables):
+        name = table.name
         if conn.dialect.name == "sqlite":
             for op in ("INSERT", "UPDATE", "DELETE"):
                 conn.exec_driver_sql(f'DROP TRIGGER IF EXISTS "dualwrite_frozen_{name}_{op}"')

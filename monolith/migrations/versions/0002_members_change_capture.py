@@ -1,5 +1,6 @@
 """Change capture on the member tables (the sync job of the shared-DB stage reads it) and the
-decision log of two-phase dual write, both from the members extraction's spec.
+decision log of two-phase dual write. The member tables are named here as they were at this
+revision: a migration does not read a service's live spec.
 
 Revision ID: 0002
 Revises: 0001
@@ -9,13 +10,15 @@ Create Date: 2026-11-25
 from alembic import op
 
 from libs.dualwrite import install_change_capture, install_decision_log, uninstall_change_capture
+from libs.dualwrite.capture import CapturedTable
 from libs.dualwrite.freeze import uninstall_freeze_triggers
-from services.member.adapters.migration import MEMBERS
 
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
+
+MEMBERS = (CapturedTable("members", ("id",)), CapturedTable("point_ledger", ("id",)))
 
 
 def upgrade() -> None:
