@@ -110,3 +110,21 @@ def _drop_database(admin: sa.Engine, url, name: str) -> None:
     engine.dispose()
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# `make test-fast`: only the tests that need no server (no PostgreSQL, no broker process, no
+# browser). The whole suite, with every server, is `make test`.
+SERVER_FIXTURES = {"postgres_admin_url", "kafka_broker", "broker", "browser", "page"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if os.environ.get("SHOP_TEST_FAST") != "1":
+        return
+    fast, slow = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        needs_server = bool(SERVER_FIXTURES & set(getattr(item, "fixturenames", ())))
+        needs_server |= "postgres" in params.values() or item.get_closest_marker("slow") is not None
+        (slow if needs_server else fast).append(item)
+    config.hook.pytest_deselected(items=slow)
+    items[:] = fast

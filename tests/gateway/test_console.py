@@ -15,6 +15,8 @@ import pytest
 
 from tests.gateway.conftest import ADMIN_TOKEN, RunningGateway
 
+pytestmark = pytest.mark.slow  # whole systems or a browser: not in `make test-fast`
+
 MONOLITH_COUNT = '[data-route="members"] tr[data-backend="monolith"] .requests'
 MISMATCHES = '[data-shadow-route="members"] .mismatches'
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -8,6 +8,7 @@ from collections import defaultdict
 
 import aiohttp
 import httpx
+import pytest
 
 from tests.gateway.conftest import RunningGateway
 
@@ -35,6 +36,7 @@ async def send_as_members(
     return seen
 
 
+@pytest.mark.slow
 async def test_at_nine_to_one_members_split_ninety_ten_and_each_sees_one_backend(
     gateway: RunningGateway,
 ):

@@ -19,6 +19,8 @@ from infra.settings import Settings
 from infra.supervisor import free_ports
 from tests.support.kafka_clients import consume
 
+pytestmark = pytest.mark.slow  # whole systems or a browser: not in `make test-fast`
+
 SHOP = str(Path(sys.executable).parent / "shop")
 
 
