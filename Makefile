@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 STUBS  := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: demo test lint format up clean stubs venv
+.PHONY: demo test test-fast lint format up clean stubs venv
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -30,9 +30,15 @@ demo: $(STAMP) $(STUBS)
 test: $(STAMP) $(STUBS) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+# The tests that need no server (no PostgreSQL, broker process or browser), four at a time
+# (most of them wait on sockets, not the CPU): under a minute, for the edit loop.
+test-fast: $(STAMP) $(STUBS)
+	SHOP_TEST_FAST=1 $(BIN)/python -m pytest -q -n 4
+
+lint: $(STAMP) $(STUBS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy monolith services gateway libs infra read_model
 
 format: $(STAMP)
 	$(BIN)/ruff format .

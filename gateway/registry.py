@@ -106,8 +106,12 @@ class RouteRegistry:
         shadow_percent: float = 100.0,
     ) -> RouteRegistry:
         backends = tuple(backends)
-        limits = {"max_read_timeout": max_read_timeout, "shadow_percent": shadow_percent}
-        fresh = cls(parse_route_table(default, backends), backends, **limits)
+        fresh = cls(
+            parse_route_table(default, backends),
+            backends,
+            max_read_timeout=max_read_timeout,
+            shadow_percent=shadow_percent,
+        )
         if not saved:
             return fresh
         try:
@@ -118,7 +122,8 @@ class RouteRegistry:
         return cls(
             table,
             backends,
-            **limits,
+            max_read_timeout=max_read_timeout,
+            shadow_percent=shadow_percent,
             version=int(saved.get("version", 1)),
             changes=saved.get("changes", []),
         )

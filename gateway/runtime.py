@@ -78,7 +78,7 @@ class Gateway:
             )
             for backend, _ in route.weights:
                 counts = window.get((route.name, backend))
-                summary = counts.summary() if counts else {"requests": 0}
+                summary: dict[str, Any] = counts.summary() if counts else {"requests": 0}
                 summary["split_percent"] = (
                     round(100 * summary["requests"] / total, 1) if total else None
                 )

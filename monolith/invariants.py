@@ -4,6 +4,7 @@ check them after load; each returns human-readable violations (empty when all is
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import sqlalchemy as sa
 
@@ -96,6 +97,9 @@ def points_match_ledger(conn: sa.Connection) -> list[str]:
 
 
 def payments_for_order(conn: sa.Connection, order_id: int) -> int:
-    return conn.scalar(
-        sa.select(sa.func.count()).select_from(payments).where(payments.c.order_id == order_id)
+    return cast(  # COUNT(*) always returns a row
+        int,
+        conn.scalar(
+            sa.select(sa.func.count()).select_from(payments).where(payments.c.order_id == order_id)
+        ),
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from infra.demo.client import Reply, ShopClient
 
@@ -137,7 +138,7 @@ class Journey:
     async def _bad_inputs(self, token: str, product_id: int) -> None:
         c = self.client
         before = (await c.call("GET", f"/api/products/{product_id}")).data["stock"]
-        cases = [
+        cases: list[tuple[str, str, str, dict[str, Any], int]] = [
             (
                 "bad JSON",
                 "POST",

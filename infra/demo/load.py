@@ -18,7 +18,8 @@ EXPECTED_REFUSALS = {"OUT_OF_STOCK"}
 class LoadResult:
     orders_placed: int = 0
     payments: int = 0
-    retries: list[tuple[int, str, int, int]] = field(default_factory=list)  # order, key, ids
+    # order, key, ids (the retry's id is None when its answer has none)
+    retries: list[tuple[int, str, int, int | None]] = field(default_factory=list)
     refusals: dict[str, int] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
 

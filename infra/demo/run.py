@@ -8,6 +8,7 @@ import asyncio
 import shutil
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from infra.demo import report
 from infra.demo.client import ShopClient, Tally
@@ -49,9 +50,12 @@ def run_demo(workers: int, rounds: int) -> int:
         "SHOP_BROKER_PORT": str(free_port()),
         **{spec.port_env: str(ports[name]) for name, spec in processes.items()},
     }
+    port_settings: dict[str, Any] = {
+        spec.port_setting: ports[name] for name, spec in processes.items()
+    }
     settings = Settings(
         data_dir=data_dir,
-        **{spec.port_setting: ports[name] for name, spec in processes.items()},
+        **port_settings,
         member_grpc_port=int(env["SHOP_MEMBER_GRPC_PORT"]),
         broker_port=int(env["SHOP_BROKER_PORT"]),
         kafka_bootstrap=base.kafka_bootstrap,

@@ -155,7 +155,8 @@ def _check(row: StageRow, load: MixedLoad, dbs: dict[str, sa.Engine], ep: Endpoi
             row.problems.append(report.render())
     for owner in OWNERS[row.number]:
         # The events that carry the last payments' points may still be on their way.
-        deadline, missing = time.monotonic() + EVENT_WAIT_SECONDS, []
+        deadline = time.monotonic() + EVENT_WAIT_SECONDS
+        missing: list[str] = []
         while True:
             missing = []
             row.checked = _acked_present(load, dbs[owner], owner, missing)

@@ -168,7 +168,7 @@ async def apply_without_inbox(db: Db, bootstrap: str, topic: str, messages: int)
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
-        ids = []
+        ids: list[str] = []
         async with asyncio.timeout(WITHIN):
             while len(ids) < messages:
                 batch = await consumer.getmany(timeout_ms=100)

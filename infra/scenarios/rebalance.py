@@ -224,7 +224,9 @@ class ThreadMember(Assignment):
             while not self.stopping.is_set():
                 for message in consumer.consume(num_messages=500, timeout=0.05):
                     if message.error() is None:
-                        self.progress.record(message.partition(), message.offset())
+                        partition, offset = message.partition(), message.offset()
+                        assert partition is not None and offset is not None  # a fetched record
+                        self.progress.record(partition, offset)
                     else:
                         self.errors.append(str(message.error()))
         except Exception as exc:

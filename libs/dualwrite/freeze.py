@@ -8,6 +8,7 @@ other process, script or console)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import sqlalchemy as sa
 
@@ -31,12 +32,13 @@ def guard_frozen_tables(
     def check(conn, clauseelement, _multiparams, _params, execution_options) -> None:
         if not isinstance(clauseelement, sa.Insert | sa.Update | sa.Delete):
             return
-        if clauseelement.table.name not in names or not frozen():
+        table = cast(sa.TableClause, clauseelement.table)  # DML here targets a named table
+        if table.name not in names or not frozen():
             return
         if execution_options.get(UNFREEZE) or conn.get_execution_options().get(UNFREEZE):
             return
         raise FrozenTableError(
-            f"{clauseelement.table.name} is frozen: migration {spec.name} writes the new DB only"
+            f"{table.name} is frozen: migration {spec.name} writes the new DB only"
         )
 
     sa.event.listen(engine, "before_execute", check)

@@ -101,6 +101,7 @@ class DriftReport:
 
 def _describe(diff: RowDiff) -> str:
     if diff.target is None:
+        assert diff.source is not None  # a sampled key is in the source or in the target
         return f"key {list(diff.key)}: missing in target; source {canonical_row(diff.source)}"
     if diff.source is None:
         return f"key {list(diff.key)}: only in target {canonical_row(diff.target)}"

@@ -153,7 +153,7 @@ class TwoPhaseCommit:
         in_doubt = self._in_doubt(older_than)
         decided = self._decided()
         for side, gid in in_doubt:
-            commit = self._gid.match(gid).group(1) in decided
+            commit = self._txid(gid) in decided
             with self.engines[side].connect() as conn:
                 conn.exec_driver_sql(f"{'COMMIT' if commit else 'ROLLBACK'} PREPARED '{gid}'")
             (report.committed if commit else report.rolled_back).append(gid)
@@ -175,6 +175,11 @@ class TwoPhaseCommit:
                         found.append((side, gid))
         return found
 
+    def _txid(self, gid: str) -> str:
+        match = self._gid.match(gid)
+        assert match is not None  # _in_doubt keeps only the gids that match
+        return match.group(1)
+
     def _decided(self) -> set[str]:
         with self.decision_log.connect() as conn:
             query = sa.select(decisions.c.txid).where(decisions.c.migration == self.migration)
@@ -183,7 +188,7 @@ class TwoPhaseCommit:
     def _forget_finished(self, decided: set[str]) -> None:
         # Read after `decided`: a decision whose transactions are no longer prepared now was
         # committed on both sides (nothing else follows a decision), so forgetting it is safe.
-        still = {self._gid.match(gid).group(1) for _, gid in self._in_doubt(0.0)}
+        still = {self._txid(gid) for _, gid in self._in_doubt(0.0)}
         done = decided - still
         if done:
             with self.decision_log.begin() as conn:
@@ -193,7 +198,9 @@ class TwoPhaseCommit:
 def _prepare(conn: sa.Connection, gid: str) -> None:
     # PREPARE on a transaction that already failed does not raise: PostgreSQL answers with a
     # silent ROLLBACK. Checking first keeps a swallowed error from becoming half a commit.
-    status = conn.connection.driver_connection.info.transaction_status
+    driver = conn.connection.driver_connection
+    assert driver is not None  # an open connection has its psycopg connection
+    status = driver.info.transaction_status
     if status.name != "INTRANS":
         raise RuntimeError(f"cannot prepare {gid}: the transaction is {status.name}")
     conn.exec_driver_sql(f"PREPARE TRANSACTION '{gid}'")

@@ -31,7 +31,7 @@ from libs.dualwrite.spec import MigrationSpec, TableSpec
 from libs.dualwrite.twophase import RecoveryReport, TwoPhaseCommit
 
 Builder = Callable[[sa.Table], sa.Executable]
-Execute = Callable[[sa.Executable], sa.Result]
+Execute = Callable[[sa.Executable], sa.CursorResult]
 
 
 def _on(conn: sa.Connection, **options) -> Execute:
@@ -52,7 +52,9 @@ class WriteTransaction:
     new: Execute | None
     fault: Fault = no_fault
 
-    def write(self, table: str, build: Builder, build_new: Builder | None = None) -> sa.Result:
+    def write(
+        self, table: str, build: Builder, build_new: Builder | None = None
+    ) -> sa.CursorResult:
         """Run `build(table)` where the mode says; `build_new` when the new table's columns
         are named differently. Returns the result from the DB of record.
 
@@ -60,6 +62,7 @@ class WriteTransaction:
         it, or the two rows differ by the time between the calls."""
         spec = self.spec.table(table)
         if self.new is None:
+            assert self.legacy is not None  # a transaction always reaches at least one DB
             return self.legacy(build(spec.legacy))
         if self.legacy is None:
             return self.new((build_new or build)(spec.new))
@@ -69,15 +72,16 @@ class WriteTransaction:
         _check_same_effect(spec, first, second)
         return first
 
-    def read(self, table: str, build: Builder) -> sa.Result:
+    def read(self, table: str, build: Builder) -> sa.CursorResult:
         """Reads go to the legacy DB until single write, as in the talk's shared-DB stage."""
         spec = self.spec.table(table)
         if self.legacy is not None:
             return self.legacy(build(spec.legacy))
+        assert self.new is not None  # a transaction always reaches at least one DB
         return self.new(build(spec.new))
 
 
-def copy_generated_key(statement: sa.Executable, legacy_result: sa.Result, spec: TableSpec):
+def copy_generated_key(statement: sa.Executable, legacy_result: sa.CursorResult, spec: TableSpec):
     """An insert that let the legacy DB generate its key gives the new row the same key."""
     if not isinstance(statement, sa.Insert):
         return statement
@@ -91,7 +95,7 @@ def copy_generated_key(statement: sa.Executable, legacy_result: sa.Result, spec:
     return statement.values({spec.columns[n]: v for n, v in zip(legacy_key, key, strict=True)})
 
 
-def _check_same_effect(spec: TableSpec, first: sa.Result, second: sa.Result) -> None:
+def _check_same_effect(spec: TableSpec, first: sa.CursorResult, second: sa.CursorResult) -> None:
     if first.rowcount != second.rowcount:
         raise DivergedWrite(
             f"{spec.name}: legacy changed {first.rowcount} row(s), new changed {second.rowcount}"
@@ -182,8 +186,9 @@ class DualWriter:
                 yield WriteTransaction(mode, self.spec, _on(conn), new, self.fault)
                 self.fault("before_commit")
         else:
-            with self._two_phase.transaction() as (legacy, new):
-                yield WriteTransaction(mode, self.spec, _on(legacy), _on(new), self.fault)
+            assert self._two_phase is not None  # _pick_backend set one of the two backends
+            with self._two_phase.transaction() as (legacy_conn, new_conn):
+                yield WriteTransaction(mode, self.spec, _on(legacy_conn), _on(new_conn), self.fault)
 
     def _show_mode(self, current: Mode) -> None:
         for mode in Mode:

@@ -50,7 +50,8 @@ def parked_events_router(runners: Runners | Callable[[Request], Runners]) -> API
     async def replay_parked(parked_id: int, _: Actor, request: Request):
         by_group = groups(request)
         first = next(iter(by_group.values()))
-        runner = by_group.get(await asyncio.to_thread(_group_of, first, parked_id) or "")
+        group = await asyncio.to_thread(_group_of, first, parked_id)
+        runner = by_group.get(group or "")
         if runner is None:
             raise _not_found(parked_id)
         try:

@@ -193,6 +193,7 @@ class ConsumerRunner:
         while not self._stopping.is_set():
             if missing_topics:
                 try:
+                    assert self.topic_partitions is not None  # else missing_topics starts False
                     await create_topics(
                         self._settings["bootstrap_servers"], self.topics, self.topic_partitions
                     )

@@ -22,7 +22,7 @@ def _add_request_id(_, __, event_dict):
 
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.add_log_level,
         _add_request_id,

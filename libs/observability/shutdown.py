@@ -53,7 +53,8 @@ def serve(
         app,
         host=host,
         port=port,
-        timeout_graceful_shutdown=grace_seconds,
+        # uvicorn annotates it int, but only hands it to asyncio.wait_for, which takes a float.
+        timeout_graceful_shutdown=grace_seconds,  # type: ignore[arg-type]
         access_log=False,
         log_config=None,
         lifespan="on",

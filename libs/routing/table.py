@@ -226,6 +226,7 @@ def _parse_route(
     shadow = _parse_shadow(raw.get("shadow"), f"{at}.shadow", known, shadow_percent, errors)
     if len(errors.details) > before:
         return None
+    assert isinstance(name, str) and isinstance(prefix, str)  # else an error was added above
     return Route(name, prefix, weights, methods, timeouts, shadow)
 
 

@@ -33,7 +33,7 @@ def signup(cmd: commands.Signup, uow: UnitOfWork) -> dict[str, Any]:
         if uow.conn.scalar(sa.select(members.c.id).where(members.c.email == email)):
             raise Conflict("EMAIL_TAKEN", "A member with this email already exists.")
         now = datetime.now(UTC)
-        member_id = uow.conn.execute(
+        inserted = uow.conn.execute(
             members.insert().values(
                 email=email,
                 password_hash=password_hash,
@@ -43,7 +43,9 @@ def signup(cmd: commands.Signup, uow: UnitOfWork) -> dict[str, Any]:
                 created_at=now,
                 updated_at=now,
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        assert inserted is not None  # a single-row insert always has its key
+        member_id = inserted[0]
         member = _get(uow.conn, member_id)
         uow.commit()
     return member

@@ -20,7 +20,7 @@ def place_order(cmd: commands.PlaceOrder, uow: UnitOfWork) -> dict[str, Any]:
     with uow:
         priced = [_take_stock(uow.conn, line) for line in cmd.lines]
         now = datetime.now(UTC)
-        order_id = uow.conn.execute(
+        inserted = uow.conn.execute(
             orders.insert().values(
                 member_id=cmd.member_id,
                 status=domain.PLACED,
@@ -28,7 +28,9 @@ def place_order(cmd: commands.PlaceOrder, uow: UnitOfWork) -> dict[str, Any]:
                 created_at=now,
                 updated_at=now,
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        assert inserted is not None  # a single-row insert always has its key
+        order_id = inserted[0]
         uow.conn.execute(
             order_lines.insert(),
             [

@@ -158,7 +158,7 @@ def get_payment(payment_id: int, member_id: int, uow: UnitOfWork) -> dict[str, A
 
 def _insert_payment(conn: sa.Connection, cmd: commands.Pay, amount: int, spent: int) -> int:
     now = datetime.now(UTC)
-    return conn.execute(
+    inserted = conn.execute(
         payments.insert().values(
             order_id=cmd.order_id,
             member_id=cmd.member_id,
@@ -170,7 +170,9 @@ def _insert_payment(conn: sa.Connection, cmd: commands.Pay, amount: int, spent: 
             created_at=now,
             updated_at=now,
         )
-    ).inserted_primary_key[0]
+    ).inserted_primary_key
+    assert inserted is not None  # a single-row insert always has its key
+    return inserted[0]
 
 
 def _get(

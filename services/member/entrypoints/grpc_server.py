@@ -55,6 +55,7 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
             return await asyncio.to_thread(handler, cmd, self.data)
         except tuple(STATUS) as exc:
             await context.abort(STATUS[type(exc)], f"{exc.code}: {exc.message}")
+            raise AssertionError("unreachable: context.abort() raises") from exc
 
     async def VerifyToken(self, request, context: grpc.aio.ServicerContext):
         try:

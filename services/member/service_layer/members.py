@@ -23,13 +23,15 @@ def signup(cmd: commands.Signup, data: MemberData) -> dict[str, Any]:
     # each DB must get the same hash and the same timestamps. Hashing before the transaction
     # also keeps argon2's deliberate slowness out of the write lock.
     password_hash, now = hash_password(cmd.password), datetime.now(UTC)
-    values = {"email": email, "password_hash": password_hash, "name": cmd.name}
+    values: dict[str, Any] = {"email": email, "password_hash": password_hash, "name": cmd.name}
     values |= {"phone": cmd.phone, "points": 0, "created_at": now, "updated_at": now}
     with data.writing() as tx:
         if tx.read("members", lambda t: sa.select(t.c.id).where(t.c.email == email)).first():
             raise Conflict("EMAIL_TAKEN", "A member with this email already exists.")
         created = tx.write("members", lambda t: t.insert().values(**values))
-        return _get(tx, created.inserted_primary_key[0])
+        inserted = created.inserted_primary_key
+        assert inserted is not None  # a single-row insert always has its key
+        return _get(tx, inserted[0])
 
 
 def login(cmd: commands.Login, data: MemberData) -> int:
