@@ -12,7 +12,7 @@ from typing import Any
 import click
 import httpx
 
-from infra.settings import Settings
+from infra.settings import load_settings
 from libs.response import ServiceError, parse_envelope
 
 FINAL_STATES = {"completed", "rolled_back", "aborted", "stalled", "interrupted"}
@@ -20,7 +20,7 @@ FINAL_STATES = {"completed", "rolled_back", "aborted", "stalled", "interrupted"}
 
 class Admin:
     def __init__(self, url: str | None, token: str | None) -> None:
-        settings = Settings()
+        settings = load_settings()
         self.client = httpx.Client(
             base_url=url or settings.url(settings.gateway_port),
             headers={"Authorization": f"Bearer {token or settings.admin_token}"},

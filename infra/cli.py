@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import click
-from pydantic import ValidationError
 
 from infra.devbroker.cli import broker
 from infra.kafka.cli import kafka
 from infra.processes import PROCESSES, check_process_budgets
-from infra.settings import Settings
+from infra.settings import load_settings
 from libs.dualwrite.cli import direction_option, repair_option
 from libs.dualwrite.cli import reconcile as reconcile_urls
 from libs.observability import configure_logging, serve
@@ -18,18 +17,6 @@ from libs.timeouts import TimeoutBudgetError
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Strangler Shop: a monolith migrated to microservices, stage by stage."""
-
-
-def load_settings() -> Settings:
-    """Settings from the environment, or a readable error naming the bad variable."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            (f"SHOP_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "") + e["msg"]
-            for e in exc.errors()
-        )
-        raise click.ClickException(f"invalid configuration: {problems}") from exc
 
 
 @main.command()

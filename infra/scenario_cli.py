@@ -18,7 +18,7 @@ from infra.supervisor import Supervisor, free_port
 @click.argument("name", type=click.Choice(SCENARIOS))
 def scenario(name: str) -> None:
     """Run one of the talk's Kafka lessons and print what it measured, side by side."""
-    from infra.cli import load_settings
+    from infra.settings import load_settings
 
     settings = load_settings()
     # The clients' own warnings (a heartbeat during a rebalance, a new topic's first leader

@@ -8,7 +8,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+import click
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.kafka.runtime import KAFKA_VERSION
@@ -179,3 +180,16 @@ class Settings(BaseSettings):
 
     def url(self, port: int) -> str:
         return f"http://{self.host}:{port}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings every entry point loads (each process, each CLI command): from the
+    environment, or a one-line error naming the bad variable instead of a traceback."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            (f"SHOP_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "") + e["msg"]
+            for e in exc.errors()
+        )
+        raise click.ClickException(f"invalid configuration: {problems}") from exc

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import click
 
-from infra.settings import Settings
+from infra.settings import load_settings
 from infra.stages import STAGES, Endpoints, RampOptions, StageEngine, StageRefused, configuration
 
 
 def _engine(ramp: RampOptions | None = None) -> StageEngine:
-    return StageEngine(Endpoints.from_settings(Settings()), ramp or RampOptions(), say=click.echo)
+    return StageEngine(
+        Endpoints.from_settings(load_settings()), ramp or RampOptions(), say=click.echo
+    )
 
 
 @click.group()

@@ -16,7 +16,7 @@ from infra.demo.journey import Journey
 from infra.demo.load import LoadResult, run_load
 from infra.demo.walk import Walk, table_lines, walk_stages
 from infra.processes import PROCESSES
-from infra.settings import Settings
+from infra.settings import Settings, load_settings
 from infra.stages import STAGES, Endpoints
 from infra.supervisor import Supervisor, free_port
 from infra.up import owns, start_broker_if_embedded
@@ -36,7 +36,7 @@ class Drive:
 
 
 def run_demo(workers: int, rounds: int) -> int:
-    base = Settings()
+    base = load_settings()
     data_dir = base.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
     processes = dict(PROCESSES)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from pathlib import Path
 
@@ -15,7 +14,9 @@ from infra.devbroker.server import Broker
 
 
 def _default_data_dir() -> Path:
-    return Path(os.environ.get("SHOP_DATA_DIR", ".shop")) / "broker"
+    from infra.settings import load_settings  # only when --data-dir is not given
+
+    return load_settings().data_dir / "broker"
 
 
 @click.command()

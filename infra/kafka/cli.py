@@ -25,7 +25,7 @@ def kafka(
     port: int | None, controller_port: int | None, data_dir: Path | None, fetch_only: bool
 ) -> None:
     """Run Apache Kafka from Maven Central's jars (needs Java 17+ and, once, Maven)."""
-    from infra.cli import load_settings
+    from infra.settings import load_settings
 
     settings = load_settings()
     try:

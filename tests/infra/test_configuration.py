@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,34 @@ def test_shop_up_gives_the_console_address_with_the_token_only_outside_productio
         admin_token="a-real-admin-token-for-production-use",
     )
     assert console_url(prod) == "http://127.0.0.1:8000/console"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "monolith"],
+        ["up"],
+        ["routes", "show"],
+        ["ramp", "members", "--to", "member-service"],
+        ["stage", "apply", "1"],
+        ["reconcile", "members"],
+        ["scenario", "ordering"],
+        ["broker"],
+    ],
+    ids=lambda command: " ".join(command),
+)
+def test_every_command_turns_a_bad_variable_into_one_line(command, tmp_path):
+    """Every entry point loads settings through one loader: a bad SHOP_ variable is a
+    one-line error naming it, exit 1, not a pydantic traceback."""
+    env = {**os.environ, "SHOP_DATA_DIR": str(tmp_path), "SHOP_TOKEN_TTL_SECONDS": "-5"}
+    done = subprocess.run(
+        [sys.executable, "-m", "infra", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "Error: invalid configuration: SHOP_TOKEN_TTL_SECONDS: Input should be greater than 0"
+    ]
