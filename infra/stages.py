@@ -12,7 +12,9 @@ its predecessor's with those steps applied. The engine
 - undoes the steps already taken when a step is refused (drift blocking the cutover, a ramp
   rolling back), so the system is always left at a declared stage.
 
-The engine knows nothing of members: a new extraction is new stages in `STAGES`."""
+The engine knows steps only through the `Step` protocol (where the live value is read, how it
+is picked out, applied and described), so a new kind of setting is a new step class, not a
+new branch in the engine; a new extraction is new stages in `STAGES`."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -28,6 +30,38 @@ from infra.settings import Settings
 from libs.response import ServiceError, parse_envelope
 
 Key = tuple[str, ...]  # what a step sets, e.g. ("route", "members") or ("feature", "monolith", "x")
+
+
+class Admin(Protocol):
+    """What a step needs of the engine: the processes' admin APIs, the ramp's options, a
+    voice for progress."""
+
+    ramp: RampOptions
+
+    def call(self, process: str, method: str, path: str, body: Any = None) -> Any: ...
+
+    def say(self, line: str) -> None: ...
+
+
+class Step(Protocol):
+    """One setting of the running system. The engine knows steps only through this: where the
+    live value is read (one GET per source, shared by every step reading it), how it is picked
+    out of that answer, how it is applied, and how it reads to a person."""
+
+    @property
+    def key(self) -> Key: ...
+
+    @property
+    def value(self) -> Any: ...
+
+    @property
+    def source(self) -> tuple[str, str]: ...  # (process, admin path)
+
+    def read(self, answer: Any) -> Any: ...
+
+    def apply(self, admin: Admin, *, forward: bool) -> None: ...
+
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -46,6 +80,49 @@ class Weights:
     @property
     def value(self) -> Any:
         return dict(self.weights)
+
+    @property
+    def source(self) -> tuple[str, str]:
+        return ("gateway", "/admin/routes")
+
+    def read(self, answer: Any) -> Any:
+        return _route(answer, self.route)["weights"]
+
+    def apply(self, admin: Admin, *, forward: bool) -> None:
+        table = admin.call("gateway", "GET", "/admin/routes")
+        if forward and self.ramp:
+            self._ramp(admin, _route(table, self.route)["weights"])
+            return
+        _route(table, self.route)["weights"] = dict(self.weights)
+        for route in table["routes"]:
+            route.pop("share_percent", None)
+        body = {"routes": table["routes"], "version": table["version"], "reason": "stage engine"}
+        admin.call("gateway", "PUT", "/admin/routes", body)
+
+    def _ramp(self, admin: Admin, live: Mapping[str, int]) -> None:
+        """Moves the share to the backend this step gives the most, away from the one that
+        carries the most of it now (any number of backends: the others keep their weights)."""
+        candidate = max(self.weights, key=lambda b: self.weights[b])
+        others = [b for b in live if b != candidate] or [b for b in self.weights if b != candidate]
+        baseline = max(others, key=lambda b: live.get(b, 0))
+        plan = {"route": self.route, "candidate": candidate, "baseline": baseline}
+        plan |= {"steps": list(self.ramp)} | admin.ramp.plan_fields()
+        admin.call("gateway", "POST", "/admin/ramps", plan)
+        deadline, shown = time.monotonic() + admin.ramp.timeout_seconds, 0
+        while True:
+            ramp = admin.call("gateway", "GET", f"/admin/ramps/{self.route}")
+            for entry in ramp["history"][shown:]:
+                if "percent" in entry:
+                    admin.say(f"        ramp {entry['percent']:>3}%  {entry['outcome']}")
+            shown = len(ramp["history"])
+            if ramp["state"] == "completed":
+                return
+            if ramp["state"] != "running":
+                raise StageRefused(f"the ramp ended {ramp['state']}: {ramp['reason']}")
+            if time.monotonic() > deadline:
+                admin.call("gateway", "POST", f"/admin/ramps/{self.route}/abort")
+                raise StageRefused(f"the ramp did not finish in {admin.ramp.timeout_seconds:g}s")
+            time.sleep(0.25)
 
     def describe(self) -> str:
         total = sum(self.weights.values()) or 1
@@ -67,6 +144,16 @@ class DataMode:
     def value(self) -> Any:
         return self.mode
 
+    @property
+    def source(self) -> tuple[str, str]:
+        return (self.process, "/admin/data-mode")
+
+    def read(self, answer: Any) -> Any:
+        return answer["mode"]
+
+    def apply(self, admin: Admin, *, forward: bool) -> None:
+        admin.call(self.process, "PUT", "/admin/data-mode", {"mode": self.mode})
+
     def describe(self) -> str:
         return f"{self.process} data mode: {self.mode}"
 
@@ -85,11 +172,19 @@ class Feature:
     def value(self) -> Any:
         return self.setting
 
+    @property
+    def source(self) -> tuple[str, str]:
+        return (self.process, "/admin/features")
+
+    def read(self, answer: Any) -> Any:
+        return answer["features"].get(self.name)
+
+    def apply(self, admin: Admin, *, forward: bool) -> None:
+        body = {"features": {self.name: self.setting}}
+        admin.call(self.process, "PUT", "/admin/features", body)
+
     def describe(self) -> str:
         return f"{self.process} feature {self.name}: {self.setting}"
-
-
-Step = Weights | DataMode | Feature
 
 
 @dataclass(frozen=True)
@@ -232,7 +327,9 @@ class StageEngine:
     def observe(self) -> dict[Key, Any]:
         """The live value of every key any stage sets; None where the process is down."""
         answers: dict[tuple[str, str], Any] = {}  # one GET per admin resource, not per key
-        return {key: self._read(key, answers) for key in configuration(len(STAGES) - 1)}
+        return {
+            key: self._read(step, answers) for key, step in configuration(len(STAGES) - 1).items()
+        }
 
     def current(self, observed: dict[Key, Any] | None = None) -> int | None:
         """The highest stage whose whole configuration the system shows, or None."""
@@ -334,71 +431,17 @@ class StageEngine:
     # --- one step ---
 
     def _set(self, step: Step, *, ramp: bool) -> None:
-        if isinstance(step, Weights):
-            if ramp and step.ramp:
-                self._ramp(step)
-            else:
-                self._set_weights(step)
-        elif isinstance(step, DataMode):
-            self._call(step.process, "PUT", "/admin/data-mode", {"mode": step.mode})
-        else:
-            self._call(
-                step.process, "PUT", "/admin/features", {"features": {step.name: step.setting}}
-            )
+        step.apply(self, forward=ramp)
 
-    def _set_weights(self, step: Weights) -> None:
-        table = self._call("gateway", "GET", "/admin/routes")
-        route = _route(table, step.route)
-        route["weights"] = dict(step.weights)
-        for r in table["routes"]:
-            r.pop("share_percent", None)
-        body = {"routes": table["routes"], "version": table["version"], "reason": "stage engine"}
-        self._call("gateway", "PUT", "/admin/routes", body)
-
-    def _ramp(self, step: Weights) -> None:
-        candidate = max(step.weights, key=lambda b: step.weights[b])
-        baseline = next(b for b in step.weights if b != candidate)
-        plan = {"route": step.route, "candidate": candidate, "baseline": baseline}
-        plan |= {"steps": list(step.ramp)} | self.ramp.plan_fields()
-        self._call("gateway", "POST", "/admin/ramps", plan)
-        deadline, shown = time.monotonic() + self.ramp.timeout_seconds, 0
-        while True:
-            ramp = self._call("gateway", "GET", f"/admin/ramps/{step.route}")
-            for entry in ramp["history"][shown:]:
-                if "percent" in entry:
-                    self.say(f"        ramp {entry['percent']:>3}%  {entry['outcome']}")
-            shown = len(ramp["history"])
-            if ramp["state"] == "completed":
-                return
-            if ramp["state"] != "running":
-                raise StageRefused(f"the ramp ended {ramp['state']}: {ramp['reason']}")
-            if time.monotonic() > deadline:
-                self._call("gateway", "POST", f"/admin/ramps/{step.route}/abort")
-                raise StageRefused(f"the ramp did not finish in {self.ramp.timeout_seconds:g}s")
-            time.sleep(0.25)
-
-    # --- reading ---
-
-    def _read(self, key: Key, answers: dict[tuple[str, str], Any]) -> Any:
-        kind, name = key[0], key[-1]
-        process, path = {
-            "route": ("gateway", "/admin/routes"),
-            "data-mode": (key[1], "/admin/data-mode"),
-            "feature": (key[1], "/admin/features"),
-        }[kind]
-        if (process, path) not in answers:
+    def _read(self, step: Step, answers: dict[tuple[str, str], Any]) -> Any:
+        if step.source not in answers:
             try:
-                answers[process, path] = self._call(process, "GET", path)
+                process, path = step.source
+                answers[step.source] = self.call(process, "GET", path)
             except Unreachable:
-                answers[process, path] = None
-        answer = answers[process, path]
-        if answer is None:
-            return None
-        if kind == "route":
-            return _route(answer, name)["weights"]
-        if kind == "data-mode":
-            return answer["mode"]
-        return answer["features"].get(name)
+                answers[step.source] = None
+        answer = answers[step.source]
+        return None if answer is None else step.read(answer)
 
     def _running(self, stage: Stage) -> bool:
         return all(self._ready(p) for p in stage.needs)
@@ -409,7 +452,7 @@ class StageEngine:
         except httpx.HTTPError:
             return False
 
-    def _call(self, process: str, method: str, path: str, body: Any = None) -> Any:
+    def call(self, process: str, method: str, path: str, body: Any = None) -> Any:
         url = f"{self.endpoints.urls[process]}{path}"
         try:
             return parse_envelope(self.http.request(method, url, json=body))

@@ -13,7 +13,15 @@ import sqlalchemy as sa
 
 from gateway.app import create_app as create_gateway
 from infra.settings import DEV_ADMIN_TOKEN, Settings
-from infra.stages import STAGES, Endpoints, StageEngine, StageRefused, configuration
+from infra.stages import (
+    STAGES,
+    Endpoints,
+    RampOptions,
+    StageEngine,
+    StageRefused,
+    Weights,
+    configuration,
+)
 from infra.supervisor import free_port
 from monolith.entrypoints.app import create_app as create_monolith
 from services.member.entrypoints.app import create_app as create_member_service
@@ -113,3 +121,34 @@ def test_drift_blocks_single_write_and_the_steps_before_it_are_undone(system):
     assert "back at stage 3" in str(refused.value)
     assert engine.current() == 3  # the monolith's member routes are read-only again
     assert any("back  monolith feature members: read-only" in line for line in engine.lines)
+
+
+class RecordingAdmin:
+    """The gateway's admin API as a step sees it, recorded: enough for a unit test of how a
+    ramp is planned (the stage walk above runs it against the real gateway)."""
+
+    def __init__(self, live: dict[str, int]) -> None:
+        self.ramp, self.calls = RampOptions(), []
+        self.table = {"version": 1, "routes": [{"name": "orders", "weights": live}]}
+
+    def call(self, process: str, method: str, path: str, body=None):
+        self.calls.append((process, method, path, body))
+        if path == "/admin/routes":
+            return self.table
+        if method == "GET":
+            return {"state": "completed", "history": []}
+        return {}
+
+    def say(self, line: str) -> None:
+        pass
+
+
+def test_a_ramp_takes_the_share_from_the_backend_that_carries_the_most_of_it_now():
+    """Three backends on one route: the ramp's baseline is the one with the most live weight,
+    not whichever the step happens to list first."""
+    admin = RecordingAdmin({"monolith": 20, "order-service": 80, "canary": 0})
+    step = Weights("orders", {"monolith": 0, "order-service": 0, "canary": 100}, ramp=(50, 100))
+    step.apply(admin, forward=True)
+    (plan,) = [body for _, _, path, body in admin.calls if path == "/admin/ramps"]
+    assert (plan["candidate"], plan["baseline"]) == ("canary", "order-service")
+    assert plan["steps"] == [50, 100]
