@@ -6,45 +6,51 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 
+from infra.admin import AdminClient, AdminUnreachable
 from infra.settings import load_settings
-from libs.response import ServiceError, parse_envelope
+from libs.response import ServiceError
 
 FINAL_STATES = {"completed", "rolled_back", "aborted", "stalled", "interrupted"}
 
 
 class Admin:
+    """The gateway's admin API for these commands: infra.admin's client, its errors as the
+    one-line messages a command exits with."""
+
     def __init__(self, url: str | None, token: str | None) -> None:
         settings = load_settings()
-        self.client = httpx.Client(
-            base_url=url or settings.url(settings.gateway_port),
-            headers={"Authorization": f"Bearer {token or settings.admin_token}"},
-            timeout=httpx.Timeout(10.0, connect=2.0),
-        )
+        self.url = url or settings.url(settings.gateway_port)
+        self.client = AdminClient({"gateway": self.url}, token or settings.admin_token)
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        try:
-            return parse_envelope(self.client.request(method, path, json=body))
-        except ServiceError as exc:
-            details = "".join(f"\n  {json.dumps(d)}" for d in exc.details)
-            raise click.ClickException(f"{exc.status} {exc.code}: {exc.message}{details}") from exc
-        except httpx.HTTPError as exc:
-            raise click.ClickException(f"gateway at {self.client.base_url}: {exc!r}") from exc
+        with _as_click_error(self.url):
+            return self.client.call("gateway", method, path, body)
 
     def table(self) -> dict[str, Any]:
-        data = self.call("GET", "/admin/routes")
-        for route in data["routes"]:
-            route.pop("share_percent", None)
-        return data
+        with _as_click_error(self.url):
+            return self.client.route_table()
 
     def put_routes(self, data: dict[str, Any], reason: str) -> Any:
-        body = {"routes": data["routes"], "version": data["version"], "reason": reason}
-        return self.call("PUT", "/admin/routes", body)
+        with _as_click_error(self.url):
+            return self.client.put_route_table(data, reason)
+
+
+@contextmanager
+def _as_click_error(url: str) -> Iterator[None]:
+    try:
+        yield
+    except ServiceError as exc:
+        details = "".join(f"\n  {json.dumps(d)}" for d in exc.details)
+        raise click.ClickException(f"{exc.status} {exc.code}: {exc.message}{details}") from exc
+    except AdminUnreachable as exc:
+        raise click.ClickException(f"gateway at {url}: {exc.__cause__!r}") from exc
 
 
 def admin_options(command):

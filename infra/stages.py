@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
 
+from infra.admin import AdminClient, AdminUnreachable
 from infra.settings import Settings
-from libs.response import ServiceError, parse_envelope
+from libs.response import ServiceError
 
 Key = tuple[str, ...]  # what a step sets, e.g. ("route", "members") or ("feature", "monolith", "x")
 
@@ -39,6 +41,10 @@ class Admin(Protocol):
     ramp: RampOptions
 
     def call(self, process: str, method: str, path: str, body: Any = None) -> Any: ...
+
+    def route_table(self) -> dict[str, Any]: ...
+
+    def put_route_table(self, table: Mapping[str, Any], reason: str) -> Any: ...
 
     def say(self, line: str) -> None: ...
 
@@ -89,15 +95,12 @@ class Weights:
         return _route(answer, self.route)["weights"]
 
     def apply(self, admin: Admin, *, forward: bool) -> None:
-        table = admin.call("gateway", "GET", "/admin/routes")
+        table = admin.route_table()
         if forward and self.ramp:
             self._ramp(admin, _route(table, self.route)["weights"])
             return
         _route(table, self.route)["weights"] = dict(self.weights)
-        for route in table["routes"]:
-            route.pop("share_percent", None)
-        body = {"routes": table["routes"], "version": table["version"], "reason": "stage engine"}
-        admin.call("gateway", "PUT", "/admin/routes", body)
+        admin.put_route_table(table, "stage engine")
 
     def _ramp(self, admin: Admin, live: Mapping[str, int]) -> None:
         """Moves the share to the backend this step gives the most, away from the one that
@@ -316,11 +319,10 @@ class StageEngine:
     timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(60.0, connect=2.0))
 
     def __post_init__(self) -> None:
-        headers = {"Authorization": f"Bearer {self.endpoints.token}"}
-        self.http = httpx.Client(headers=headers, timeout=self.timeout)
+        self.admin = AdminClient(self.endpoints.urls, self.endpoints.token, timeout=self.timeout)
 
     def close(self) -> None:
-        self.http.close()
+        self.admin.close()
 
     # --- observing ---
 
@@ -447,21 +449,30 @@ class StageEngine:
         return all(self._ready(p) for p in stage.needs)
 
     def _ready(self, process: str) -> bool:
-        try:
-            return self.http.get(f"{self.endpoints.urls[process]}/health/ready").status_code == 200
-        except httpx.HTTPError:
-            return False
+        return self.admin.ready(process)
 
     def call(self, process: str, method: str, path: str, body: Any = None) -> Any:
-        url = f"{self.endpoints.urls[process]}{path}"
-        try:
-            return parse_envelope(self.http.request(method, url, json=body))
-        except ServiceError as exc:
-            raise StageRefused(
-                f"{process} answered {exc.status} {exc.code}: {exc.message}"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise Unreachable(f"{process} at {url}: {exc!r}") from exc
+        with _as_refusal(process):
+            return self.admin.call(process, method, path, body)
+
+    def route_table(self) -> dict[str, Any]:
+        with _as_refusal("gateway"):
+            return self.admin.route_table()
+
+    def put_route_table(self, table: Mapping[str, Any], reason: str) -> Any:
+        with _as_refusal("gateway"):
+            return self.admin.put_route_table(table, reason)
+
+
+@contextmanager
+def _as_refusal(process: str) -> Iterator[None]:
+    """A process's error envelope or silence, as the refusal the engine undoes steps on."""
+    try:
+        yield
+    except ServiceError as exc:
+        raise StageRefused(f"{process} answered {exc.status} {exc.code}: {exc.message}") from exc
+    except AdminUnreachable as exc:
+        raise Unreachable(str(exc)) from exc
 
 
 class Unreachable(StageRefused):
