@@ -2,11 +2,11 @@
 two concurrent retries of one payment queue behind each other and the second replays the
 first's result instead of failing or charging again.
 
-Points (service_layer/points.py): locally they move in the payment's transaction. Once the
-member service owns them, a debit is its decision, asked before that transaction under a key
-committed first, and given back if the payment then fails; the credits follow from the
-payment's event. Every payment and refund writes its event (service_layer/events.py) in its
-own transaction."""
+Each command is a `check` (locks, replay, rules, the debit it needs) and an `apply` (the
+change); `points.run` (service_layer/points.py) runs them in the transactions the owner of
+points needs: one, locally; with the member service deciding a debit, the debit first under a
+key committed before it, given back if the change then does not commit. Every payment and
+refund writes its event (service_layer/events.py) in the change's own transaction."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ from monolith.service_layer.points import (
     REFUND,
     SPEND,
     TAKE_BACK,
+    Checked,
     Debit,
-    MemberServicePoints,
+    DebitAsk,
     Points,
 )
 from monolith.service_layer.unit_of_work import UnitOfWork
@@ -37,118 +38,68 @@ from monolith.service_layer.unit_of_work import UnitOfWork
 
 def pay(cmd: commands.Pay, uow: UnitOfWork, points: Points) -> Outcome:
     request_hash = idempotency.fingerprint("pay", order_id=cmd.order_id, method=cmd.method)
-    debit = None
-    if isinstance(points, MemberServicePoints) and cmd.method == rules.POINTS:
-        with uow:
-            order, earlier = _payable(uow.conn, cmd, request_hash)
-            if earlier:
-                return earlier
-            spent = rules.points_spent(cmd.method, order["total"])
-            if spent:
-                debit = points.intend(uow.conn, cmd.member_id, spent, SPEND, order["id"])
-                uow.commit()
-        if debit:
-            points.debit(debit)
-    try:
-        with uow:
-            order, earlier = _payable(uow.conn, cmd, request_hash)
-            if not earlier:
-                spent = rules.points_spent(cmd.method, order["total"])
-                earned = rules.points_earned(cmd.method, order["total"])
-                payment_id = _insert_payment(uow.conn, cmd, order["total"], spent)
-                changes = {SPEND: -spent, EARN: earned}
-                points.settle(uow.conn, cmd.member_id, payment_id, changes, debit)
-                set_status(uow.conn, cmd.order_id, order_rules.PAID)
-                payment = _get(uow.conn, payment_id, cmd.member_id)
-                events.payment_completed(uow.conn, payment, debit.key if debit else None)
-                outcome = Outcome(201, idempotency.jsonable(payment))
-                idempotency.remember(
-                    uow.conn, cmd.member_id, cmd.idempotency_key, "pay", request_hash, outcome
-                )
-                uow.commit()
-    except BaseException:
-        _give_back(points, debit)  # after the rollback: SQLite's write lock is free again
-        raise
-    if earlier:  # the same request committed meanwhile: its payment stands, not this debit
-        _give_back(points, debit)
-        return earlier
-    return outcome
+
+    def check(conn: sa.Connection) -> Checked:
+        order = load_order(conn, cmd.order_id, cmd.member_id, lock=True)
+        earlier = idempotency.replay(conn, cmd.member_id, cmd.idempotency_key, "pay", request_hash)
+        if earlier:
+            return Checked(earlier, order)
+        order_rules.ensure_payable(order["status"])
+        spent = rules.points_spent(cmd.method, order["total"])
+        return Checked(
+            None, order, DebitAsk(cmd.member_id, spent, SPEND, order["id"]) if spent else None
+        )
+
+    def apply(conn: sa.Connection, order: dict[str, Any], debit: Debit | None) -> Outcome:
+        spent = rules.points_spent(cmd.method, order["total"])
+        earned = rules.points_earned(cmd.method, order["total"])
+        payment_id = _insert_payment(conn, cmd, order["total"], spent)
+        points.settle(conn, cmd.member_id, payment_id, {SPEND: -spent, EARN: earned}, debit)
+        set_status(conn, cmd.order_id, order_rules.PAID)
+        payment = _get(conn, payment_id, cmd.member_id)
+        events.payment_completed(conn, payment, debit.key if debit else None)
+        outcome = Outcome(201, idempotency.jsonable(payment))
+        idempotency.remember(conn, cmd.member_id, cmd.idempotency_key, "pay", request_hash, outcome)
+        return outcome
+
+    return points.run(uow, check, apply)
 
 
 def refund(cmd: commands.Refund, uow: UnitOfWork, points: Points) -> Outcome:
     request_hash = idempotency.fingerprint("refund", payment_id=cmd.payment_id)
-    debit = None
-    if isinstance(points, MemberServicePoints):
-        with uow:
-            payment, earlier = _refundable(uow.conn, cmd, request_hash)
-            if earlier:
-                return earlier
-            if payment["points_earned"]:
-                debit = points.intend(
-                    uow.conn,
-                    cmd.member_id,
-                    payment["points_earned"],
-                    TAKE_BACK,
-                    payment["order_id"],
-                    payment["id"],
-                )
-                uow.commit()
-        if debit:
-            points.debit(debit)
-    try:
-        with uow:
-            payment, earlier = _refundable(uow.conn, cmd, request_hash)
-            if not earlier:
-                order = load_order(uow.conn, payment["order_id"], cmd.member_id, lock=True)
-                changes = {TAKE_BACK: -payment["points_earned"], REFUND: payment["points_spent"]}
-                points.settle(uow.conn, cmd.member_id, cmd.payment_id, changes, debit)
-                uow.conn.execute(
-                    payments.update()
-                    .where(payments.c.id == cmd.payment_id)
-                    .values(status=rules.REFUNDED, updated_at=datetime.now(UTC))
-                )
-                set_status(uow.conn, order["id"], order_rules.REFUNDED)
-                restore_stock(uow.conn, order)
-                refunded = _get(uow.conn, cmd.payment_id, cmd.member_id)
-                events.payment_refunded(uow.conn, refunded, debit.key if debit else None)
-                outcome = Outcome(200, idempotency.jsonable(refunded))
-                idempotency.remember(
-                    uow.conn, cmd.member_id, cmd.idempotency_key, "refund", request_hash, outcome
-                )
-                uow.commit()
-    except BaseException:
-        _give_back(points, debit)
-        raise
-    if earlier:
-        _give_back(points, debit)
-        return earlier
-    return outcome
 
-
-def _payable(
-    conn: sa.Connection, cmd: commands.Pay, request_hash: str
-) -> tuple[dict[str, Any], Outcome | None]:
-    order = load_order(conn, cmd.order_id, cmd.member_id, lock=True)
-    earlier = idempotency.replay(conn, cmd.member_id, cmd.idempotency_key, "pay", request_hash)
-    if not earlier:
-        order_rules.ensure_payable(order["status"])
-    return order, earlier
-
-
-def _refundable(
-    conn: sa.Connection, cmd: commands.Refund, request_hash: str
-) -> tuple[dict[str, Any], Outcome | None]:
-    payment = _get(conn, cmd.payment_id, cmd.member_id, lock=True)
-    earlier = idempotency.replay(conn, cmd.member_id, cmd.idempotency_key, "refund", request_hash)
-    if not earlier:
+    def check(conn: sa.Connection) -> Checked:
+        payment = _get(conn, cmd.payment_id, cmd.member_id, lock=True)
+        earlier = idempotency.replay(
+            conn, cmd.member_id, cmd.idempotency_key, "refund", request_hash
+        )
+        if earlier:
+            return Checked(earlier, payment)
         rules.ensure_refundable(payment["status"])
-    return payment, earlier
+        earned = payment["points_earned"]
+        take_back = DebitAsk(cmd.member_id, earned, TAKE_BACK, payment["order_id"], payment["id"])
+        return Checked(None, payment, take_back if earned else None)
 
+    def apply(conn: sa.Connection, payment: dict[str, Any], debit: Debit | None) -> Outcome:
+        order = load_order(conn, payment["order_id"], cmd.member_id, lock=True)
+        changes = {TAKE_BACK: -payment["points_earned"], REFUND: payment["points_spent"]}
+        points.settle(conn, cmd.member_id, cmd.payment_id, changes, debit)
+        conn.execute(
+            payments.update()
+            .where(payments.c.id == cmd.payment_id)
+            .values(status=rules.REFUNDED, updated_at=datetime.now(UTC))
+        )
+        set_status(conn, order["id"], order_rules.REFUNDED)
+        restore_stock(conn, order)
+        refunded = _get(conn, cmd.payment_id, cmd.member_id)
+        events.payment_refunded(conn, refunded, debit.key if debit else None)
+        outcome = Outcome(200, idempotency.jsonable(refunded))
+        idempotency.remember(
+            conn, cmd.member_id, cmd.idempotency_key, "refund", request_hash, outcome
+        )
+        return outcome
 
-def _give_back(points: Points, debit: Debit | None) -> None:
-    """A debit whose payment did not commit goes back to the member (never raises)."""
-    if debit is not None and isinstance(points, MemberServicePoints):
-        points.give_back(debit)
+    return points.run(uow, check, apply)
 
 
 def get_payment(payment_id: int, member_id: int, uow: UnitOfWork) -> dict[str, Any]:

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 import sqlalchemy as sa
@@ -39,7 +40,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from libs.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
 from monolith.adapters.tables import members, point_spends
 from monolith.domain import payments as rules
+from monolith.service_layer.idempotency import Outcome
 from monolith.service_layer.members import change_points
+from monolith.service_layer.unit_of_work import UnitOfWork
 from services.member.client import BlockingMemberClient
 
 log = logging.getLogger(__name__)
@@ -68,9 +71,39 @@ class Debit:
     payment_id: int | None = None
 
 
+@dataclass(frozen=True)
+class DebitAsk:
+    """The points a payment or refund must take from the member before it can commit."""
+
+    member_id: int
+    amount: int
+    reason: str  # SPEND or TAKE_BACK
+    order_id: int
+    payment_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What a command's checks found, under the locks of the transaction they ran in: the
+    answer of an earlier identical request (then nothing else happens), the locked row the
+    change starts from, and the debit it needs, if any."""
+
+    earlier: Outcome | None
+    row: dict[str, Any]
+    debit: DebitAsk | None = None
+
+
+Check = Callable[[sa.Connection], Checked]
+Apply = Callable[[sa.Connection, dict[str, Any], "Debit | None"], Outcome]
+
+
 class Points(Protocol):
-    """What a payment's transaction does with its points: `changes` maps a reason to points
-    (negative for a debit), `debit` is the debit the member service already made for it."""
+    """Where a payment's points go, and so how its transaction runs: `run` calls `check`
+    and then `apply` (which calls `settle`) in the transaction(s) the owner of points needs.
+    `changes` maps a reason to points (negative for a debit); `debit` is the debit the member
+    service already made for it."""
+
+    def run(self, uow: UnitOfWork, check: Check, apply: Apply) -> Outcome: ...
 
     def settle(
         self,
@@ -84,6 +117,16 @@ class Points(Protocol):
 
 class LocalPoints:
     """The legacy member tables, in the caller's transaction."""
+
+    def run(self, uow: UnitOfWork, check: Check, apply: Apply) -> Outcome:
+        """One transaction: the debits are checked and made inside it, by `settle`."""
+        with uow:
+            checked = check(uow.conn)
+            if checked.earlier:
+                return checked.earlier
+            outcome = apply(uow.conn, checked.row, None)
+            uow.commit()
+        return outcome
 
     def settle(
         self,
@@ -118,8 +161,7 @@ class SpendMetrics:
 
 class MemberServicePoints:
     """The member service decides every debit (a gRPC call keyed by the attempt); credits
-    follow from the payment's events. A payment calls `intend` (and commits), `debit`,
-    then `settle` in its transaction, and `give_back` if that transaction fails."""
+    follow from the payment's events."""
 
     def __init__(
         self, engine: sa.Engine, client: BlockingMemberClient, registry: CollectorRegistry
@@ -141,6 +183,36 @@ class MemberServicePoints:
             ),
         )
         self.metrics.unsettled.set_function(self.unsettled)
+
+    def run(self, uow: UnitOfWork, check: Check, apply: Apply) -> Outcome:
+        """Without a debit, one transaction. With one: the attempt is committed, the member
+        service takes the points, then the checks run again and the change commits in a
+        second transaction; if that does not commit, or an identical request committed in
+        between, the points go back."""
+        with uow:
+            checked = check(uow.conn)
+            if checked.earlier:
+                return checked.earlier
+            if checked.debit is None:
+                outcome = apply(uow.conn, checked.row, None)
+                uow.commit()
+                return outcome
+            debit = self.intend(uow.conn, **asdict(checked.debit))
+            uow.commit()
+        self.debit(debit)
+        try:
+            with uow:
+                checked = check(uow.conn)
+                if not checked.earlier:
+                    outcome = apply(uow.conn, checked.row, debit)
+                    uow.commit()
+        except BaseException:
+            self.give_back(debit)  # after the rollback: SQLite's write lock is free again
+            raise
+        if checked.earlier:  # the same request committed meanwhile: its payment stands
+            self.give_back(debit)
+            return checked.earlier
+        return outcome
 
     def settle(
         self,
