@@ -88,14 +88,32 @@ def apply_payment_event(event: Event, data: MemberData) -> bool:
     body = event.data
     member_id, payment_id = _count(body, "member_id"), _count(body, "payment_id")
     amount, key = _count(body, amount_field, minimum=0), body.get(key_field)
+
+    def credit_due(tx: Reads) -> bool:
+        return bool(amount) and not _has_line(tx, payment_id, reason)
+
+    def link_due(tx: Reads) -> bool:
+        line = _keyed_line(tx, key) if key else None
+        return line is not None and line["payment_id"] is None
+
+    # Most events find their lines there already (the monolith wrote them while it moved
+    # points itself; a redelivery): a read says so without taking the write lock.
+    with data.reading() as seen:
+        _balance(seen, member_id, lock=False)
+        if not (credit_due(seen) or link_due(seen)):
+            return False
     now = datetime.now(UTC)
     with data.writing() as tx:
-        _balance(tx, member_id)
+        _balance(tx, member_id)  # locked: the checks again, under the lock
         applied = False
-        if amount and not _has_line(tx, payment_id, reason):
+        if credit_due(tx):
             _move(tx, member_id, amount, reason, payment_id, None, now)
             applied = True
-        if key and _link(tx, key, payment_id):
+        if link_due(tx):
+            tx.write(
+                "point_ledger",
+                lambda t: t.update().where(t.c.spend_key == key).values(payment_id=payment_id),
+            )
             applied = True
         return applied
 
@@ -160,18 +178,6 @@ def _move(
     line = {"member_id": member_id, "delta": delta, "reason": reason}
     line |= {"payment_id": payment_id, "spend_key": key, "created_at": now}
     tx.write("point_ledger", lambda t: t.insert().values(**line))
-
-
-def _link(tx, key: str, payment_id: int) -> bool:
-    """The spend a payment used now names the payment (it did not exist at the call)."""
-    line = _keyed_line(tx, key)
-    if line is None or line["payment_id"] is not None:
-        return False
-    tx.write(
-        "point_ledger",
-        lambda t: t.update().where(t.c.spend_key == key).values(payment_id=payment_id),
-    )
-    return True
 
 
 def _keyed_line(tx: Reads, key: str) -> sa.RowMapping | None:
