@@ -12,6 +12,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from libs.dualwrite.twophase import prepared_transactions_allowed
+
 # The two-broker fixtures (kafka_broker, bootstrap, producer, ...), for any test directory.
 pytest_plugins = ["tests.support.kafka_fixtures"]
 
@@ -49,7 +51,7 @@ def two_phase(request) -> None:
     engine = sa.create_engine(request.getfixturevalue("postgres_admin_url"))
     try:
         with engine.connect() as conn:
-            allowed = int(conn.exec_driver_sql("SHOW max_prepared_transactions").scalar_one())
+            allowed = prepared_transactions_allowed(conn)
     finally:
         engine.dispose()
     if allowed == 0:

@@ -57,6 +57,11 @@ class RecoveryReport:
     rolled_back: list[str] = field(default_factory=list)
 
 
+def prepared_transactions_allowed(conn: sa.Connection) -> int:
+    """PostgreSQL's max_prepared_transactions: 0 means two-phase commit is off."""
+    return int(conn.exec_driver_sql("SHOW max_prepared_transactions").scalar_one())
+
+
 class TwoPhaseCommit:
     def __init__(
         self,
@@ -79,7 +84,7 @@ class TwoPhaseCommit:
 
     def check_enabled(self) -> None:
         with self.engines["new"].connect() as conn:
-            allowed = int(conn.exec_driver_sql("SHOW max_prepared_transactions").scalar_one())
+            allowed = prepared_transactions_allowed(conn)
         if allowed == 0:
             raise PreparedTransactionsDisabled(
                 "PostgreSQL has max_prepared_transactions = 0; dual write needs it > 0 "
