@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # and `shop demo` start. Set it to an Apache Kafka (`shop kafka`'s, compose's) and nothing
     # else changes: the system runs on the real broker.
     kafka_bootstrap: str | None = None
+    # Prepended to every topic name (events are published to and read from
+    # `<prefix>shop.payments`): deployments, or test runs, that share one cluster stay apart.
+    kafka_topic_prefix: str = ""
     broker_port: int = 9092
     # `shop kafka`: where Apache Kafka's jars are cached (outside the repo; default
     # ~/.cache/strangler-shop/kafka), the version Maven resolves, and its broker port.

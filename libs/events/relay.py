@@ -93,6 +93,7 @@ class Relay:
         bootstrap_servers: str,
         *,
         process: str = "",
+        topic_prefix: str = "",
         batch_size: int = 100,
         poll_interval: float = 0.2,
         backoff_initial: float = 0.1,
@@ -103,6 +104,9 @@ class Relay:
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.engine, self.outbox = engine, outbox
+        # Prepended to every row's topic on the way out (SHOP_KAFKA_TOPIC_PREFIX): the rows
+        # keep the domain's topic names, a deployment sharing a cluster keeps its own.
+        self.topic_prefix = topic_prefix
         self.batch_size, self.poll_interval = batch_size, poll_interval
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.ack_timeout = ack_timeout
@@ -202,7 +206,7 @@ class Relay:
             return 0
         try:
             producer = await self._ensure_producer()
-            sends, send_error = await _send_all(producer, rows)
+            sends, send_error = await _send_all(producer, rows, self.topic_prefix)
             acked, error = _acknowledged_prefix(rows, await self._settle(rows, sends), send_error)
         except Exception as exc:
             acked, error = [], exc
@@ -288,7 +292,7 @@ class Relay:
 
 
 async def _send_all(
-    producer: AIOKafkaProducer, rows: list[PendingEvent]
+    producer: AIOKafkaProducer, rows: list[PendingEvent], prefix: str
 ) -> tuple[list[asyncio.Future[Any]], BaseException | None]:
     """Hand the rows to the producer in order; stops at the first one it refuses (no
     metadata for the topic, say), returning the futures of those it took."""
@@ -297,7 +301,7 @@ async def _send_all(
         try:
             sends.append(
                 await producer.send(
-                    row.topic,
+                    prefix + row.topic,
                     row.payload,
                     key=row.aggregate_id.encode(),  # Event.key: one aggregate, one partition
                     headers=[("type", row.type.encode()), ("event_id", row.event_id.encode())],

@@ -49,6 +49,7 @@ def create_app(settings: Settings, *, seed: bool = True) -> FastAPI:
             events.outbox,
             settings.kafka_bootstrap_servers,
             process="monolith",
+            topic_prefix=settings.kafka_topic_prefix,
             registry=registry,
         )
         app.state.relay = relay

@@ -55,7 +55,7 @@ async def member_runtime(
     consumer = ConsumerRunner(
         settings.kafka_bootstrap_servers,
         CONSUMER_GROUP,
-        [PAYMENTS_TOPIC],
+        [settings.kafka_topic_prefix + PAYMENTS_TOPIC],
         new,
         Inbox(events),
         KeyedHandler(lambda event: points.apply_payment_event(event, data)),

@@ -78,7 +78,10 @@ def test_a_payment_made_while_the_member_service_is_down_earns_its_points_when_i
         assert paid.status_code == 201, paid.text
         earned = paid.json()["data"]["points_earned"]
         with member_service(
-            "shared", member_grpc_port=grpc_port, kafka_bootstrap=bootstrap
+            "shared",
+            member_grpc_port=grpc_port,
+            kafka_bootstrap=bootstrap,
+            kafka_topic_prefix=pair.settings.kafka_topic_prefix,
         ) as service:
             pair.service = service
             assert eventually(lambda: pair.balance(member_id) == earned, timeout=20)

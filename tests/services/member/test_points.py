@@ -130,6 +130,9 @@ def monolith(settings: Settings) -> Iterator[tuple[httpx.Client, object]]:
 def pair_in(member_service, settings_for, mode: str, points: str, **overrides) -> Iterator[Pair]:
     """The member service in `mode` and the monolith with `member_points` = `points`, as the
     stage walk has them: stages 0-2 local + shared, 3 member-service + dual, 4 + single."""
+    # A topic of its own: the brokers live for the whole session, and another test's late
+    # events must not reach this test's members (fresh DBs hand out the same ids).
+    overrides.setdefault("kafka_topic_prefix", f"test-{uuid.uuid4().hex[:8]}.")
     settings = settings_for("shared", **overrides)
     with (
         member_service("shared", member_grpc_port=settings.member_grpc_port, **overrides) as svc,
