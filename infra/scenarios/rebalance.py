@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from confluent_kafka import Consumer
 
 from infra.scenarios.table import print_table
+from libs.events.topics import wait_visible
 
 DESCRIPTION = (
     "a 3-member group on 6 partitions under steady load while one member restarts: "
@@ -404,6 +405,7 @@ async def run_mode(mode: Mode, bootstrap: str, admin: AIOKafkaAdminClient) -> Ou
     suffix = uuid.uuid4().hex[:8]
     topic, group = f"scenario-rebalance-{suffix}", f"scenario-rebalance-{suffix}"
     await admin.create_topics([NewTopic(topic, PARTITIONS, replication_factor=1)])
+    await wait_visible(admin, [topic], within=10.0)
     progress, outcome = Progress(), Outcome(mode)
     make = member_factory(mode, bootstrap, topic, group, progress)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)

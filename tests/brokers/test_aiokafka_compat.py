@@ -8,12 +8,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 from aiokafka.structs import TopicPartition
 
+from libs.events.topics import wait_visible
 from tests.support.kafka_clients import consume, end_offsets
 
 
 async def test_admin_client_creates_a_topic_with_the_requested_partitions(admin, unique):
     topic = unique("member-events")
     created = await admin.create_topics([NewTopic(topic, 6, 1)])
+    await wait_visible(admin, [topic], within=10.0)  # Kafka's brokers learn of it a moment later
     described = await admin.describe_topics([topic])
     again = await admin.create_topics([NewTopic(topic, 6, 1)])
     assert created.topic_errors[0][:2] == (topic, 0)

@@ -18,6 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from libs.events.topics import wait_visible
 from tests.support.brokers import KINDS, BrokerUnderTest, KafkaUnavailable, start_broker
 from tests.support.kafka_clients import CLIENT_TIMINGS
 
@@ -66,6 +67,7 @@ def new_topic(admin, unique) -> Callable[[str, int], Awaitable[str]]:
     async def create(name: str, partitions: int) -> str:
         topic = unique(name)
         await admin.create_topics([NewTopic(topic, partitions, replication_factor=1)])
+        await wait_visible(admin, [topic], within=10.0)
         return topic
 
     return create
