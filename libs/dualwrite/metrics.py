@@ -35,17 +35,21 @@ def _create(registry: CollectorRegistry) -> MigrationMetrics:
 
     return MigrationMetrics(
         sync_lag=gauge(
-            "shop_sync_lag_seconds", "Age of the oldest legacy change not yet synced.", ("job",)
+            "shop_sync_lag_seconds",
+            "Age of the oldest legacy change not yet synced.",
+            ("migration",),
         ),
-        sync_pending=gauge("shop_sync_pending_changes", "Legacy changes not yet synced.", ("job",)),
+        sync_pending=gauge(
+            "shop_sync_pending_changes", "Legacy changes not yet synced.", ("migration",)
+        ),
         sync_rows_applied=Counter(
             "shop_sync_rows_applied",
             "Rows the sync job wrote to the new DB.",
-            ("job", "table", "op"),
+            ("migration", "table", "op"),
             registry=registry,
         ),
         sync_batches=Counter(
-            "shop_sync_batches", "Sync batches run.", ("job", "outcome"), registry=registry
+            "shop_sync_batches", "Sync batches run.", ("migration", "outcome"), registry=registry
         ),
         write_seconds=Histogram(
             "shop_dual_write_duration_seconds",

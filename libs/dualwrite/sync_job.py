@@ -122,7 +122,7 @@ class SyncJob:
                 result = await asyncio.to_thread(self.run_once)
             except Exception:
                 log.exception("sync batch failed; retrying after %ss", interval)
-                self.metrics.sync_batches.labels(self.name, "error").inc()
+                self.metrics.sync_batches.labels(self.spec.name, "error").inc()
                 result = SyncResult()
             if result.changes < self.batch_size:
                 with suppress(TimeoutError):
@@ -137,8 +137,8 @@ class SyncJob:
                 sa.select(sa.func.count(), sa.func.min(changes.c.changed_at)).where(_after(after))
             ).one()
         lag = max(0.0, time.time() - oldest) if oldest is not None else 0.0
-        self.metrics.sync_pending.labels(self.name).set(count)
-        self.metrics.sync_lag.labels(self.name).set(lag)
+        self.metrics.sync_pending.labels(self.spec.name).set(count)
+        self.metrics.sync_lag.labels(self.spec.name).set(lag)
         return count, lag
 
     def _batch(self) -> SyncResult:
@@ -160,9 +160,9 @@ class SyncJob:
         )
 
     def _count(self, applied: Applied) -> None:
-        self.metrics.sync_batches.labels(self.name, "applied").inc()
+        self.metrics.sync_batches.labels(self.spec.name, "applied").inc()
         for (table, op), n in applied.items():
-            self.metrics.sync_rows_applied.labels(self.name, table, op).inc(n)
+            self.metrics.sync_rows_applied.labels(self.spec.name, table, op).inc(n)
 
     def _prune(self, last: Cursor) -> None:
         # After the cursor commit: losing this delete to a crash only leaves rows the cursor

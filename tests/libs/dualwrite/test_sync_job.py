@@ -88,7 +88,7 @@ def test_a_restarted_job_resumes_where_the_last_one_stopped(migration):
     assert restarted.drain() == 4
     assert migration.rows("new") == migration.rows("legacy")
     applied = migration.metric(
-        "shop_sync_rows_applied_total", job="members_sync", table="members", op="upsert"
+        "shop_sync_rows_applied_total", migration="members", table="members", op="upsert"
     )
     assert applied == 4
 
@@ -101,10 +101,10 @@ def test_lag_and_pending_changes_are_exported_as_metrics(migration):
     pending, lag = job.pending()
 
     assert pending == 2 and lag >= 0
-    assert migration.metric("shop_sync_pending_changes", job="members_sync") == 2
+    assert migration.metric("shop_sync_pending_changes", migration="members") == 2
     job.run_once()
-    assert migration.metric("shop_sync_pending_changes", job="members_sync") == 0
-    assert migration.metric("shop_sync_lag_seconds", job="members_sync") == 0
+    assert migration.metric("shop_sync_pending_changes", migration="members") == 0
+    assert migration.metric("shop_sync_lag_seconds", migration="members") == 0
 
 
 def test_the_job_stands_still_outside_the_shared_mode(migration):
@@ -197,7 +197,7 @@ def test_concurrent_batches_do_not_apply_twice(migration):
     assert sum(applied) == 20, applied
     rows = registry.get_sample_value(
         "shop_sync_rows_applied_total",
-        {"job": job.name, "table": "members", "op": "upsert"},
+        {"migration": job.spec.name, "table": "members", "op": "upsert"},
     )
     assert rows == 20
     assert migration.rows("new") == migration.rows("legacy")

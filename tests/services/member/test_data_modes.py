@@ -19,7 +19,9 @@ def test_in_shared_mode_a_write_lands_in_the_legacy_db_and_the_sync_job_copies_i
         email, _ = service.signup("Kim")
         assert email in emails(service.legacy)
         assert eventually(lambda: email in emails(service.new))
-        applied = 'shop_sync_rows_applied_total{job="members_sync",op="upsert",table="members"} 1.0'
+        applied = (
+            'shop_sync_rows_applied_total{migration="members",op="upsert",table="members"} 1.0'
+        )
         # Counted just after the batch commits: the row can be seen a moment before the count.
         assert eventually(lambda: applied in service.http.get("/metrics").text)
 
