@@ -4,8 +4,6 @@ order."""
 
 from __future__ import annotations
 
-from types import TracebackType
-
 import grpc
 
 from protos.shop.member.v1 import member_pb2, member_pb2_grpc
@@ -20,42 +18,9 @@ CHANNEL_OPTIONS = (
 )
 
 
-class MemberClient:
-    """For asyncio callers."""
-
-    def __init__(self, target: str, *, timeout: float) -> None:
-        self.target, self.timeout = target, timeout
-        self._channel: grpc.aio.Channel | None = None
-
-    async def __aenter__(self) -> MemberClient:
-        self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
-        self._stub = member_pb2_grpc.MemberServiceStub(self._channel)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._channel is not None:
-            await self._channel.close()
-
-    async def get_member(self, member_id: int) -> member_pb2.Member:
-        """Raises grpc.aio.AioRpcError: NOT_FOUND for an unknown member."""
-        request = member_pb2.GetMemberRequest(member_id=member_id)
-        return await self._stub.GetMember(request, timeout=self.timeout)
-
-    async def verify_token(self, token: str) -> int:
-        """The member id the token was issued to; UNAUTHENTICATED when it is not valid."""
-        request = member_pb2.VerifyTokenRequest(token=token)
-        reply = await self._stub.VerifyToken(request, timeout=self.timeout)
-        return reply.member_id
-
-
 class BlockingMemberClient:
-    """The same calls for callers that run in threads, as the monolith's handlers do. One
-    channel, shared by every thread, until `close()`."""
+    """For callers that run in threads, as the monolith's handlers do. One channel, shared by
+    every thread, until `close()`."""
 
     def __init__(self, target: str, *, timeout: float) -> None:
         self.target, self.timeout = target, timeout
