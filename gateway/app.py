@@ -21,17 +21,24 @@ from gateway.runtime import Gateway
 from gateway.shadow import ShadowRunner
 from gateway.state import StateFile
 from gateway.stats import BackendStats
-from infra.settings import Settings
+from infra.extractions import EXTRACTIONS, Extraction
+from infra.processes import urls
+from infra.settings import GatewaySettings
 from libs.auth import TokenIssuer
 from libs.routing import MemberKeys
 from libs.routing.upstream import Upstreams
 from libs.service import ServiceOptions, create_service_app
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(
+    settings: GatewaySettings, extractions: tuple[Extraction, ...] = EXTRACTIONS
+) -> FastAPI:
+    """`extractions`: the declared ones (infra/extractions.py) name the stage-0 routes'
+    candidates; a test passes its own."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gateway = build_gateway(settings, app.state.gateway_metrics)
+        gateway = build_gateway(settings, app.state.gateway_metrics, extractions)
         await gateway.upstreams.start()
         gateway.ramps.resume()
         gateway.start_ticker()
@@ -59,13 +66,17 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def build_gateway(settings: Settings, metrics: GatewayMetrics) -> Gateway:
-    backends = settings.gateway_backend_urls
+def build_gateway(
+    settings: GatewaySettings,
+    metrics: GatewayMetrics,
+    extractions: tuple[Extraction, ...] = EXTRACTIONS,
+) -> Gateway:
+    backends = backend_urls(settings)
     state_file = StateFile(settings.gateway_state_path)
     saved = state_file.load() or {}
     registry = RouteRegistry.restore(
         saved,
-        default_table(),
+        default_table(extractions),
         backends,
         max_read_timeout=settings.gateway_server_limit,
         shadow_percent=settings.gateway_shadow_percent,
@@ -99,12 +110,19 @@ def build_gateway(settings: Settings, metrics: GatewayMetrics) -> Gateway:
     return gateway
 
 
+def backend_urls(settings: GatewaySettings) -> dict[str, str]:
+    """Every process the gateway can route to, where the process registry has it, unless
+    SHOP_GATEWAY_BACKENDS says otherwise (and any backend that names only)."""
+    found = urls(overrides=settings.gateway_backends)
+    return {name: url for name, url in found.items() if name != "gateway"}
+
+
 def _changed(gateway: Gateway) -> None:
     gateway.metrics.show_weights(gateway.registry.table)
     gateway.persist()
 
 
-def ramp_defaults(settings: Settings) -> dict[str, Any]:
+def ramp_defaults(settings: GatewaySettings) -> dict[str, Any]:
     return {
         "steps": settings.gateway_ramp_steps,
         "interval_seconds": settings.gateway_ramp_interval_seconds,

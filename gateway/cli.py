@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from infra.admin import AdminClient, AdminUnreachable
-from infra.settings import load_settings
+from infra.settings import GatewaySettings, load_settings
 from libs.response import ServiceError
 
 FINAL_STATES = {"completed", "rolled_back", "aborted", "stalled", "interrupted"}
@@ -25,7 +25,7 @@ class Admin:
     one-line messages a command exits with."""
 
     def __init__(self, url: str | None, token: str | None) -> None:
-        settings = load_settings()
+        settings = load_settings(GatewaySettings)
         self.url = url or settings.url(settings.gateway_port)
         self.client = AdminClient({"gateway": self.url}, token or settings.admin_token)
 

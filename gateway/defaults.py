@@ -1,22 +1,28 @@
-"""Stage 0: every public prefix goes 100% to the monolith. Each route already names the
-service that will take it over, at weight 0, so a ramp or a shadow run needs no new route."""
+"""Stage 0: every public prefix goes 100% to the monolith. A route that a declared extraction
+takes over (infra/extractions.py) already names that service at weight 0, so a ramp or a
+shadow run needs no new route."""
 
 from __future__ import annotations
 
 from typing import Any
 
-DEFAULT_ROUTES: list[tuple[str, str, str | None]] = [
-    ("members", "/api/members", "member-service"),
-    ("products", "/api/products", None),
-    ("orders", "/api/orders", "order-service"),
-    ("payments", "/api/payments", "payment-service"),
-    ("views", "/api/views", "read-model"),
-]
+from infra.extractions import EXTRACTIONS, Extraction
+
+# The monolith's public prefixes; a declared extraction adds the routes it names.
+PREFIXES: dict[str, str] = {
+    "members": "/api/members",
+    "products": "/api/products",
+    "orders": "/api/orders",
+    "payments": "/api/payments",
+    "views": "/api/views",
+}
 
 
-def default_table() -> dict[str, Any]:
+def default_table(extractions: tuple[Extraction, ...] = EXTRACTIONS) -> dict[str, Any]:
+    taken_by = {route: e.service.name for e in extractions for route in e.routes}
+    prefixes = PREFIXES | {name: p for e in extractions for name, p in e.routes.items()}
     routes = []
-    for name, prefix, candidate in DEFAULT_ROUTES:
-        weights = {"monolith": 100} | ({candidate: 0} if candidate else {})
+    for name, prefix in prefixes.items():
+        weights = {"monolith": 100} | ({taken_by[name]: 0} if name in taken_by else {})
         routes.append({"name": name, "prefix": prefix, "weights": weights})
     return {"routes": routes}

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import click
 
+from gateway.cli import register as register_gateway_commands
 from infra.devbroker.cli import broker
+from infra.extractions import by_name
 from infra.kafka.cli import kafka
 from infra.processes import PROCESSES, check_process_budgets
-from infra.settings import load_settings
+from infra.scenario_cli import scenario
+from infra.settings import SharedSettings, load_settings
+from infra.stage_cli import stage
 from libs.dualwrite.cli import direction_option, repair_option
 from libs.dualwrite.cli import reconcile as reconcile_urls
 from libs.observability import configure_logging, serve
@@ -25,13 +29,13 @@ def main() -> None:
 @click.option("--host", help="Listen on this address (default SHOP_HOST, 127.0.0.1).")
 def run(name: str, port: int | None, host: str | None) -> None:
     """Run one process in the foreground (SIGTERM or Ctrl-C stops it gracefully)."""
-    settings = load_settings()
+    spec = PROCESSES[name]
+    settings = spec.load()
     configure_logging(name, settings.log_level, settings.log_json)
     try:
-        check_process_budgets(name, settings)
+        check_process_budgets(name)
     except TimeoutBudgetError as exc:
         raise click.ClickException(str(exc)) from exc
-    spec = PROCESSES[name]
     app = spec.build(settings)
     serve(
         app,
@@ -58,20 +62,11 @@ def up() -> None:
     """Start every process on its configured port; Ctrl-C stops them all gracefully."""
     from infra.up import run_up
 
-    raise SystemExit(run_up(load_settings()))
+    raise SystemExit(run_up(load_settings(SharedSettings)))
 
 
-main.add_command(broker)
-main.add_command(kafka)
-
-# The data migrations `shop reconcile` knows: name -> (spec, legacy DB URL, new DB URL).
-MIGRATIONS = {
-    "members": (
-        "services.member.adapters.migration:MEMBERS",
-        lambda s: s.legacy_db_url,
-        lambda s: s.member_db,
-    ),
-}
+# The data migrations `shop reconcile` knows: one per declared extraction.
+MIGRATIONS = by_name()
 
 
 @main.command()
@@ -82,13 +77,13 @@ MIGRATIONS = {
 @click.pass_context
 def reconcile(ctx: click.Context, migration: str, direction: str, repair: bool, as_json: bool):
     """Compare a migration's two DBs (counts, chunk checksums, sample rows); exit 1 on drift."""
-    settings = load_settings()
-    spec, legacy, new = MIGRATIONS[migration]
+    extraction = MIGRATIONS[migration]
+    service = PROCESSES[extraction.service.name].load()
     ctx.invoke(
         reconcile_urls,
-        spec_path=spec,
-        legacy_url=legacy(settings),
-        new_url=new(settings),
+        spec_path=extraction.spec,
+        legacy_url=load_settings(SharedSettings).legacy_db_url,
+        new_url=service.db,
         direction=direction,
         repair=repair,
         chunk_size=1000,
@@ -96,15 +91,8 @@ def reconcile(ctx: click.Context, migration: str, direction: str, repair: bool, 
     )
 
 
-from infra.stage_cli import stage  # noqa: E402
-
+main.add_command(broker)
+main.add_command(kafka)
 main.add_command(stage)
-
-from infra.scenario_cli import scenario  # noqa: E402
-
 main.add_command(scenario)
-
-
-from gateway.cli import register as register_gateway_commands  # noqa: E402
-
 register_gateway_commands(main)

@@ -1,15 +1,22 @@
-"""All configuration, from environment variables prefixed SHOP_. Defaults are the embedded
-mode (SQLite files under SHOP_DATA_DIR, the bundled dev broker); docs/configuration.md lists
-every variable. Read once, in a composition root; libraries take values as arguments."""
+"""Configuration, from environment variables prefixed SHOP_. Defaults are the embedded mode
+(SQLite files under SHOP_DATA_DIR, the bundled dev broker); docs/configuration.md lists every
+variable. Read once, in a composition root; libraries take values as arguments.
+
+One shared base holds what every process reads (environment, data dir, secrets and their
+production guard, shutdown, the broker, the legacy DB); each process adds its own on top:
+`MonolithSettings`, `GatewaySettings`, and for every extracted service a `ServiceSettings`
+class made from its declaration (`SHOP_<PREFIX>_PORT`, `_DB_URL`, ...: infra/extractions.py).
+Where the other processes answer is the process registry's business (infra/processes.py)."""
 
 from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar, overload
 
 import click
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AliasGenerator, Field, ValidationError, create_model, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.kafka.runtime import KAFKA_VERSION
@@ -19,8 +26,20 @@ DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 DEV_ADMIN_TOKEN = "dev-only-admin-token"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SHOP_", extra="ignore")
+def _variable(field: str) -> str:
+    return f"SHOP_{field.upper()}"
+
+
+class SharedSettings(BaseSettings):
+    """What every process reads. Each field is the variable SHOP_<FIELD>; a service's own
+    fields carry their service's prefix instead (`ServiceSettings.declare`)."""
+
+    model_config = SettingsConfigDict(
+        extra="ignore",
+        validate_by_name=True,
+        validate_by_alias=True,
+        alias_generator=AliasGenerator(validation_alias=_variable),
+    )
 
     env: Literal["development", "test", "production"] = "development"
     data_dir: Path = Path(".shop")
@@ -31,14 +50,18 @@ class Settings(BaseSettings):
     # Members' tokens: the monolith signs them; extracted services must accept the same.
     jwt_secret: str = DEV_JWT_SECRET
     token_ttl_seconds: int = Field(3600, gt=0)
-    # Bearer token of every admin API (gateway routes and ramps, the member service's data
-    # mode) and of the migration console.
+    # Bearer token of every admin API (gateway routes and ramps, each service's data mode)
+    # and of the migration console.
     admin_token: str = DEV_ADMIN_TOKEN
 
     # Graceful shutdown: keep answering not-ready for drain_delay, then stop accepting and
     # give in-flight work up to shutdown_grace to finish.
     shutdown_grace_seconds: float = Field(10.0, gt=0)
     drain_delay_seconds: float = Field(0.0, ge=0)
+
+    # The legacy DB: the monolith's, and the one every extraction reads and writes until its
+    # single-write stage.
+    monolith_db_url: str | None = None
 
     # --- events: the Kafka-protocol broker every process talks to ---
     # host:port[,host:port]. Unset: the embedded dev broker on SHOP_BROKER_PORT, which `shop up`
@@ -55,12 +78,38 @@ class Settings(BaseSettings):
     kafka_version: str = KAFKA_VERSION
     kafka_port: int = 9192
 
-    # --- monolith (the legacy shop) ---
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_in_production(self) -> Any:
+        if self.env == "production" and self.jwt_secret == DEV_JWT_SECRET:
+            raise ValueError("SHOP_JWT_SECRET must be set to a real secret in production")
+        if len(self.jwt_secret) < 32:
+            raise ValueError("SHOP_JWT_SECRET must be at least 32 characters")
+        if self.env == "production" and self.admin_token == DEV_ADMIN_TOKEN:
+            raise ValueError("SHOP_ADMIN_TOKEN must be set to a real token in production")
+        return self
+
+    @cached_property
+    def legacy_db_url(self) -> str:
+        return self.monolith_db_url or f"sqlite:///{self.data_dir / 'legacy.db'}"
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"{self.host}:{self.broker_port}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when the processes use the dev broker that `shop up` starts itself."""
+        return self.kafka_bootstrap is None
+
+    def url(self, port: int) -> str:
+        return f"http://{self.host}:{port}"
+
+
+class MonolithSettings(SharedSettings):
     monolith_port: int = 8001
-    monolith_db_url: str | None = None
     monolith_server_limit: float = Field(5.0, gt=0)
     # The member service's gRPC address, for points once the member service owns them (stage
-    # 3 on); default: this host at SHOP_MEMBER_GRPC_PORT. Each call's deadline in seconds.
+    # 3 on); default: where the process registry has it. Each call's deadline in seconds.
     monolith_member_grpc: str | None = None
     monolith_member_timeout: float = Field(2.0, gt=0)
     # A points debit still pending after this long was left by a request that died (no
@@ -68,32 +117,47 @@ class Settings(BaseSettings):
     # The recovery looks for such debits every interval seconds.
     monolith_points_stale_seconds: float = Field(30.0, gt=0)
     monolith_points_recovery_interval: float = Field(5.0, gt=0)
+    # Routing inside the monolith (the talk's literal approach): a route table in the gateway's
+    # format whose weights name "monolith" for the local share. Off when unset. Backends are
+    # where the process registry has them unless overridden; each forwarded call's timeouts.
+    monolith_forwarding: dict[str, Any] | None = None
+    monolith_forwarding_backends: dict[str, str] = Field(default_factory=dict)
+    monolith_forwarding_connect_timeout: float = Field(1.0, gt=0)
+    monolith_forwarding_read_timeout: float = Field(4.0, gt=0)
 
-    # --- member service (the first extraction) ---
-    member_port: int = 8011
-    member_grpc_port: int = 50051
-    member_db_url: str | None = None
-    member_server_limit: float = Field(5.0, gt=0)
-    # Where the service reads and writes members (docs/dualwrite.md): shared (the legacy DB,
-    # with the batch sync copying it to the member DB), dual (both in one transaction) or
-    # single (the member DB only). Changed live through the service's admin API.
-    member_data_mode: Literal["shared", "dual", "single"] = "shared"
-    member_sync_interval: float = Field(0.5, gt=0)
-    # The gRPC server's own answer limit and the grace in-flight calls get at shutdown.
-    member_grpc_grace_seconds: float = Field(5.0, gt=0)
-    # Static membership of the payment events consumer group (Kafka's group.instance.id):
-    # give each replica its own stable id and a restart within the session timeout
-    # rebalances nothing. Unset: a dynamic member, which rebalances on every restart.
-    member_group_instance_id: str | None = None
+    @model_validator(mode="after")
+    def _monolith_budgets(self) -> Any:
+        if self.monolith_member_timeout >= self.monolith_server_limit:
+            raise ValueError(
+                "SHOP_MONOLITH_MEMBER_TIMEOUT must be below SHOP_MONOLITH_SERVER_LIMIT"
+            )
+        if self.monolith_points_stale_seconds <= self.monolith_server_limit:
+            raise ValueError(
+                "SHOP_MONOLITH_POINTS_STALE_SECONDS must be above SHOP_MONOLITH_SERVER_LIMIT: "
+                "a debit is stale only once no request could still be using it"
+            )
+        forwarding = self.monolith_forwarding is not None
+        if forwarding and self.monolith_forwarding_read_timeout >= self.monolith_server_limit:
+            raise ValueError(
+                "SHOP_MONOLITH_FORWARDING_READ_TIMEOUT must be below SHOP_MONOLITH_SERVER_LIMIT"
+            )
+        return self
 
-    # --- gateway (the edge router) ---
+    @property
+    def forwarding_timeouts(self) -> CallTimeouts:
+        return CallTimeouts(
+            self.monolith_forwarding_connect_timeout, self.monolith_forwarding_read_timeout
+        )
+
+
+class GatewaySettings(SharedSettings):
     gateway_port: int = 8000
     gateway_connect_timeout: float = Field(1.0, gt=0)
     gateway_read_timeout: float = Field(6.0, gt=0)
     # The gateway's own answer limit: above every route's read timeout, so a slow backend
     # gets a 504 envelope from the gateway rather than the caller giving up first.
     gateway_server_limit: float = Field(8.0, gt=0)
-    # Backend name -> base URL, overriding the defaults built from each process's port.
+    # Backend name -> base URL, overriding where the process registry has each process.
     gateway_backends: dict[str, str] = Field(default_factory=dict)
     gateway_state_file: Path | None = None  # default: SHOP_DATA_DIR/gateway-state.json
     gateway_retries: int = Field(1, ge=0, le=3)  # idempotent requests, connection failures only
@@ -111,55 +175,12 @@ class Settings(BaseSettings):
     gateway_ramp_p99_ratio: float = Field(1.5, ge=1)
     gateway_ramp_p99_slack_ms: float = Field(25.0, ge=0)
     gateway_ramp_max_wait_intervals: int = Field(10, ge=1)
-    # Routing inside the monolith (the talk's literal approach): a route table in the gateway's
-    # format whose weights name "monolith" for the local share. Off when unset.
-    monolith_forwarding: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _refuse_dev_secret_in_production(self) -> Settings:
-        if self.env == "production" and self.jwt_secret == DEV_JWT_SECRET:
-            raise ValueError("SHOP_JWT_SECRET must be set to a real secret in production")
-        if len(self.jwt_secret) < 32:
-            raise ValueError("SHOP_JWT_SECRET must be at least 32 characters")
-        return self
-
-    @model_validator(mode="after")
-    def _refuse_dev_admin_token_in_production(self) -> Settings:
-        if self.env == "production" and self.admin_token == DEV_ADMIN_TOKEN:
-            raise ValueError("SHOP_ADMIN_TOKEN must be set to a real token in production")
-        if self.monolith_member_timeout >= self.monolith_server_limit:
-            raise ValueError(
-                "SHOP_MONOLITH_MEMBER_TIMEOUT must be below SHOP_MONOLITH_SERVER_LIMIT"
-            )
-        if self.monolith_points_stale_seconds <= self.monolith_server_limit:
-            raise ValueError(
-                "SHOP_MONOLITH_POINTS_STALE_SECONDS must be above SHOP_MONOLITH_SERVER_LIMIT: "
-                "a debit is stale only once no request could still be using it"
-            )
+    def _gateway_budget(self) -> Any:
         if self.gateway_read_timeout >= self.gateway_server_limit:
             raise ValueError("SHOP_GATEWAY_READ_TIMEOUT must be below SHOP_GATEWAY_SERVER_LIMIT")
         return self
-
-    @cached_property
-    def legacy_db_url(self) -> str:
-        return self.monolith_db_url or f"sqlite:///{self.data_dir / 'legacy.db'}"
-
-    @property
-    def kafka_bootstrap_servers(self) -> str:
-        return self.kafka_bootstrap or f"{self.host}:{self.broker_port}"
-
-    @property
-    def embedded_broker(self) -> bool:
-        """True when the processes use the dev broker that `shop up` starts itself."""
-        return self.kafka_bootstrap is None
-
-    @property
-    def member_grpc_target(self) -> str:
-        return self.monolith_member_grpc or f"{self.host}:{self.member_grpc_port}"
-
-    @cached_property
-    def member_db(self) -> str:
-        return self.member_db_url or f"sqlite:///{self.data_dir / 'member.db'}"
 
     @property
     def gateway_timeouts(self) -> CallTimeouts:
@@ -169,30 +190,102 @@ class Settings(BaseSettings):
     def gateway_state_path(self) -> Path:
         return self.gateway_state_file or self.data_dir / "gateway-state.json"
 
+
+class Settings(MonolithSettings, GatewaySettings):
+    """The monolith's and the gateway's settings together: what the `shop` commands that
+    address the whole system read (the services' own come from the process registry)."""
+
+
+S = TypeVar("S", bound="ServiceSettings")
+
+
+class ServiceSettings(SharedSettings):
+    """An extracted service's own settings. Never used as is: `declare` makes the class of one
+    service, whose fields read SHOP_<PREFIX>_<FIELD> with that service's defaults."""
+
+    prefix: ClassVar[str] = ""
+    db_file: ClassVar[str] = ""
+
+    port: int = 0
+    grpc_port: int = 0
+    # The service's own DB; must be on the same backend as the legacy DB (dual write is one
+    # transaction across both). Default: a SQLite file under SHOP_DATA_DIR.
+    db_url: str | None = None
+    # The service's answer limit; below the gateway's read timeout (checked at start-up).
+    server_limit: float = Field(5.0, gt=0)
+    # Where the service reads and writes its tables at start-up (docs/dualwrite.md): shared
+    # (the legacy DB, with the batch sync copying it to the service's DB), dual (both in one
+    # transaction) or single (its own DB only). Changed live through the admin API.
+    data_mode: Literal["shared", "dual", "single"] = "shared"
+    sync_interval: float = Field(0.5, gt=0)
+    # The gRPC server's grace for in-flight calls at shutdown.
+    grpc_grace_seconds: float = Field(5.0, gt=0)
+    # Static membership of the service's consumer group (Kafka's group.instance.id): give each
+    # replica its own stable id and a restart within the session timeout rebalances nothing.
+    # Unset: a dynamic member, which rebalances on every restart.
+    group_instance_id: str | None = None
+
+    @cached_property
+    def db(self) -> str:
+        return self.db_url or f"sqlite:///{self.data_dir / self.db_file}"
+
     @property
-    def gateway_backend_urls(self) -> dict[str, str]:
-        """Every process the gateway can route to, at its default port unless overridden."""
-        defaults = {
-            "monolith": self.url(self.monolith_port),
-            "member-service": self.url(self.member_port),
-            "order-service": self.url(8012),
-            "payment-service": self.url(8013),
-            "read-model": self.url(8020),
-        }
-        return {**defaults, **self.gateway_backends}
+    def grpc_target(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
 
-    def url(self, port: int) -> str:
-        return f"http://{self.host}:{port}"
+    @classmethod
+    def declare(
+        cls: type[S], prefix: str, *, port: int, grpc_port: int = 0, **defaults: Any
+    ) -> type[S]:
+        """The settings class of one service: SHOP_<PREFIX>_PORT and the rest, with these
+        defaults; its DB file is `<prefix>.db` unless `db_file` says otherwise."""
+        defaults |= {"port": port, "grpc_port": grpc_port}
+        db_file = defaults.pop("db_file", f"{prefix}.db")
+        fields: dict[str, Any] = {}
+        for name, info in ServiceSettings.model_fields.items():
+            if name in SharedSettings.model_fields:
+                continue
+            variable = f"SHOP_{prefix.upper()}_{name.upper()}"
+            overrides: dict[str, Any] = {"validation_alias": variable, "alias_priority": 2}
+            if name in defaults:
+                overrides["default"] = defaults.pop(name)
+            fields[name] = (info.annotation, FieldInfo.merge_field_infos(info, **overrides))
+        if defaults:
+            raise TypeError(f"no service setting {sorted(defaults)}")
+        made = create_model(f"{prefix.title()}ServiceSettings", __base__=cls, **fields)
+        made.prefix, made.db_file = prefix, db_file
+        return made
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        return f"SHOP_{cls.prefix.upper()}_{field.upper()}"
 
 
-def load_settings(**overrides: Any) -> Settings:
+B = TypeVar("B", bound=BaseSettings)
+
+
+@overload
+def load_settings(kind: None = None, **overrides: Any) -> Settings: ...
+
+
+@overload
+def load_settings(kind: type[B], **overrides: Any) -> B: ...
+
+
+def load_settings(kind: type[BaseSettings] | None = None, **overrides: Any) -> BaseSettings:
     """The settings every entry point loads (each process, each CLI command): from the
     environment, or a one-line error naming the bad variable instead of a traceback."""
     try:
-        return Settings(**overrides)
+        return (kind or Settings)(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            (f"SHOP_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "") + e["msg"]
-            for e in exc.errors()
-        )
-        raise click.ClickException(f"invalid configuration: {problems}") from exc
+        raise click.ClickException(f"invalid configuration: {describe(exc)}") from exc
+
+
+def describe(exc: ValidationError) -> str:
+    def where(loc: tuple) -> str:
+        if not loc:
+            return ""
+        name = str(loc[0])
+        return (name if name.startswith("SHOP_") else _variable(name)) + ": "
+
+    return "; ".join(where(e["loc"]) + e["msg"] for e in exc.errors())

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import click
 
-from infra.settings import load_settings
+from infra.settings import SharedSettings, load_settings
 from infra.stages import STAGES, Endpoints, RampOptions, StageEngine, StageRefused, configuration
 
 
 def _engine(ramp: RampOptions | None = None) -> StageEngine:
-    return StageEngine(
-        Endpoints.from_settings(load_settings()), ramp or RampOptions(), say=click.echo
-    )
+    token = load_settings(SharedSettings).admin_token
+    return StageEngine(Endpoints.from_registry(token), ramp or RampOptions(), say=click.echo)
 
 
 @click.group()

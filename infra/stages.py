@@ -14,7 +14,8 @@ its predecessor's with those steps applied. The engine
 
 The engine knows steps only through the `Step` protocol (where the live value is read, how it
 is picked out, applied and described), so a new kind of setting is a new step class, not a
-new branch in the engine; a new extraction is new stages in `STAGES`."""
+new branch in the engine. The stages themselves are derived from the declared extractions
+(infra/extractions.py): a new extraction is four new stages without a line here."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ from typing import Any, Protocol
 import httpx
 
 from infra.admin import AdminClient, AdminUnreachable
-from infra.settings import Settings
+from infra.extractions import EXTRACTIONS, PHASES, Extraction, Phase
+from infra.processes import PROCESSES, ProcessSpec
+from infra.processes import urls as process_urls
 from libs.response import ServiceError
 
 Key = tuple[str, ...]  # what a step sets, e.g. ("route", "members") or ("feature", "monolith", "x")
@@ -199,77 +202,75 @@ class Stage:
     steps: tuple[Step, ...]
     needs: tuple[str, ...] = ()  # processes that must be running
     watch: str = ""  # what to look at while the stage runs
+    extraction: str = ""  # the extraction it moves (none for stage 0)
+    phase: Phase | None = None
 
 
-MEMBERS_ALL_TO = {"monolith": 0, "member-service": 100}
+def stages_of(extractions: tuple[Extraction, ...]) -> tuple[Stage, ...]:
+    """Stage 0 (everything on the monolith), then four stages per extraction, in order:
+    shared DB + the first share, the metric-gated ramp, dual write, single write."""
+    base = ("gateway", "monolith")
+    zero: list[Step] = []
+    for e in extractions:
+        zero += [Weights(r, {"monolith": 100, e.service.name: 0}) for r in e.routes]
+        zero += [Feature("monolith", name, value) for name, value in e.features.get("before", ())]
+    stages = [Stage(0, "monolith", "all to the monolith", "legacy DB only", tuple(zero), base)]
+    needs: tuple[str, ...] = base
+    for e in extractions:
+        service = e.service.name
+        needs = (*needs, service)
+        share = {"monolith": 100 - e.first_share, service: e.first_share}
+        every = {"monolith": 0, service: 100}
 
-STAGES: tuple[Stage, ...] = (
-    Stage(
-        0,
-        "monolith",
-        "all to the monolith",
-        "legacy DB only",
-        (
-            Weights("members", {"monolith": 100, "member-service": 0}),
-            Feature("monolith", "members", "serving"),
-            Feature("monolith", "member_points", "local"),
-        ),
-        ("gateway", "monolith"),
-    ),
-    Stage(
-        1,
-        "member shared DB",
-        "member routes 9:1 monolith : member-service",
-        "the member service reads and writes the legacy DB; the batch sync copies it to the "
-        "member DB",
-        (
-            DataMode("member-service", "shared"),
-            Weights("members", {"monolith": 90, "member-service": 10}),
-        ),
-        ("gateway", "monolith", "member-service"),
-        "shop_sync_lag_seconds on the member service; the console's member split",
-    ),
-    Stage(
-        2,
-        "member ramp",
-        "member routes 9:1 -> 5:5 -> 0:10, metric-gated, rolled back on a breach",
-        "as stage 1",
-        (Weights("members", MEMBERS_ALL_TO, ramp=(50, 100)),),
-        ("gateway", "monolith", "member-service"),
-        "the ramp's history in the console; error rate and p99 per backend",
-    ),
-    Stage(
-        3,
-        "member dual write",
-        "member routes 0:10; the monolith's member writes and its points go to the service",
-        "every member write hits both DBs in one transaction; the sync job stopped",
-        (
-            Feature("monolith", "member_points", "member-service"),
-            Feature("monolith", "members", "read-only"),
-            DataMode("member-service", "dual"),
-        ),
-        ("gateway", "monolith", "member-service"),
-        "shop_dual_write_transactions_total; `shop reconcile members` reports no drift",
-    ),
-    Stage(
-        4,
-        "member single write",
-        "member routes 0:10; the monolith's member feature retired",
-        "the member DB only; the legacy member tables frozen",
-        (
-            Feature("monolith", "members", "retired"),
-            DataMode("member-service", "single"),
-        ),
-        ("gateway", "monolith", "member-service"),
-        "the monolith's /api/members answers 410 FEATURE_MOVED; writes reach the member DB only",
-    ),
-)
+        def flips(phase: Phase, e: Extraction = e) -> tuple[Step, ...]:
+            return tuple(Feature("monolith", n, v) for n, v in e.features.get(phase, ()))
+
+        steps: dict[Phase, tuple[Step, ...]] = {
+            "shared": (DataMode(service, "shared"), *(Weights(r, share) for r in e.routes)),
+            "ramp": tuple(Weights(r, every, ramp=e.ramp) for r in e.routes),
+            "dual": (*flips("dual"), DataMode(service, "dual")),
+            "single": (*flips("single"), DataMode(service, "single")),
+        }
+        for phase in PHASES:
+            text = e.text(phase)
+            stages.append(
+                Stage(
+                    len(stages),
+                    text.name,
+                    text.traffic,
+                    text.data,
+                    steps[phase],
+                    needs,
+                    text.watch,
+                    extraction=e.name,
+                    phase=phase,
+                )
+            )
+    return tuple(stages)
 
 
-def configuration(number: int) -> dict[Key, Step]:
+STAGES: tuple[Stage, ...] = stages_of(EXTRACTIONS)
+
+
+def phase_reached(number: int, extraction: str, stages: tuple[Stage, ...] = STAGES) -> Phase | None:
+    """How far an extraction has come at stage `number`: its latest phase, None before it."""
+    phases = [s.phase for s in stages[: number + 1] if s.extraction == extraction]
+    return phases[-1] if phases else None
+
+
+def writes_held_by(
+    number: int, extraction: str, stages: tuple[Stage, ...] = STAGES
+) -> tuple[str, ...]:
+    """Where an extraction's acknowledged writes must be found at stage `number`: the
+    "legacy" DB, the "new" one, or both (dual write)."""
+    phase = phase_reached(number, extraction, stages)
+    return {"dual": ("legacy", "new"), "single": ("new",)}.get(phase or "", ("legacy",))
+
+
+def configuration(number: int, stages: tuple[Stage, ...] = STAGES) -> dict[Key, Step]:
     """Everything stage `number` sets: its predecessors' steps overlaid with its own."""
     config: dict[Key, Step] = {}
-    for stage in STAGES[: number + 1]:
+    for stage in stages[: number + 1]:
         config |= {step.key: step for step in stage.steps}
     return config
 
@@ -280,19 +281,16 @@ class StageRefused(RuntimeError):
 
 @dataclass
 class Endpoints:
-    """Where each process's admin API answers, from the same settings the processes read."""
+    """Where each process's admin API answers: the process registry's URLs."""
 
     urls: dict[str, str]
     token: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Endpoints:
-        urls = {
-            "gateway": settings.url(settings.gateway_port),
-            "monolith": settings.url(settings.monolith_port),
-            "member-service": settings.url(settings.member_port),
-        }
-        return cls(urls, settings.admin_token)
+    def from_registry(
+        cls, token: str, processes: Mapping[str, ProcessSpec] = PROCESSES
+    ) -> Endpoints:
+        return cls(process_urls(processes), token)
 
 
 @dataclass
@@ -315,6 +313,7 @@ class RampOptions:
 class StageEngine:
     endpoints: Endpoints
     ramp: RampOptions = field(default_factory=RampOptions)
+    stages: tuple[Stage, ...] = STAGES
     say: Callable[[str], None] = print
     timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(60.0, connect=2.0))
 
@@ -330,7 +329,8 @@ class StageEngine:
         """The live value of every key any stage sets; None where the process is down."""
         answers: dict[tuple[str, str], Any] = {}  # one GET per admin resource, not per key
         return {
-            key: self._read(step, answers) for key, step in configuration(len(STAGES) - 1).items()
+            key: self._read(step, answers)
+            for key, step in configuration(len(self.stages) - 1, self.stages).items()
         }
 
     def current(self, observed: dict[Key, Any] | None = None) -> int | None:
@@ -338,8 +338,8 @@ class StageEngine:
         observed = self.observe() if observed is None else observed
         matches = [
             stage.number
-            for stage in STAGES
-            if all(observed.get(k) == step.value for k, step in configuration(stage.number).items())
+            for stage in self.stages
+            if all(observed.get(k) == step.value for k, step in self._config(stage.number).items())
             and self._running(stage)
         ]
         # Stage 0 leaves the member service's keys unset; a later stage that matches wins.
@@ -347,12 +347,12 @@ class StageEngine:
 
     def closest(self, observed: dict[Key, Any]) -> int:
         """The stage the observed system differs least from."""
-        return min(range(len(STAGES)), key=lambda n: len(self.differences(n, observed)))
+        return min(range(len(self.stages)), key=lambda n: len(self.differences(n, observed)))
 
     def differences(self, number: int, observed: dict[Key, Any]) -> list[str]:
         return [
             f"{' '.join(key)}: expected {json.dumps(step.value)}, found {json.dumps(observed[key])}"
-            for key, step in configuration(number).items()
+            for key, step in self._config(number).items()
             if observed.get(key) != step.value
         ]
 
@@ -360,8 +360,8 @@ class StageEngine:
 
     def apply(self, target: int, *, force: bool = False) -> int:
         """Moves the running system to stage `target`; returns the stage it ends at."""
-        if not 0 <= target < len(STAGES):
-            raise StageRefused(f"no stage {target}; stages are 0-{len(STAGES) - 1}")
+        if not 0 <= target < len(self.stages):
+            raise StageRefused(f"no stage {target}; stages are 0-{len(self.stages) - 1}")
         observed = self.observe()
         current = self.current(observed)
         if current is None:
@@ -378,7 +378,7 @@ class StageEngine:
                 "--force to walk through each of them in turn."
             )
         if target == current:
-            self.say(f"already at stage {current}: {STAGES[current].name}")
+            self.say(f"already at stage {current}: {self.stages[current].name}")
             return current
         direction = 1 if target > current else -1
         while current != target:
@@ -388,16 +388,16 @@ class StageEngine:
         return current
 
     def _move(self, current: int, target: int) -> None:
-        stage = STAGES[max(current, target)]
-        missing = [p for p in STAGES[target].needs if not self._ready(p)]
+        stage = self.stages[max(current, target)]
+        missing = [p for p in self.stages[target].needs if not self._ready(p)]
         if missing:
             raise StageRefused(
                 f"stage {target} needs {', '.join(missing)} running and ready "
                 f"(start it with `shop run {missing[0]}`, or `shop up`)"
             )
         forward = target > current
-        self.say(f"stage {current} -> {target}: {STAGES[target].name}")
-        earlier = configuration(min(current, target))
+        self.say(f"stage {current} -> {target}: {self.stages[target].name}")
+        earlier = self._config(min(current, target))
         steps = stage.steps if forward else tuple(reversed(stage.steps))
         done: list[Step] = []
         for step in steps:
@@ -410,7 +410,7 @@ class StageEngine:
             except StageRefused as exc:
                 # The refused step may have moved part way (a ramp rolls back to 0%): it is
                 # undone with the rest.
-                where = self._undo([*done, goal], configuration(current), current)
+                where = self._undo([*done, goal], self._config(current), current)
                 raise StageRefused(
                     f"stage {target} refused at '{goal.describe()}': {exc}\n{where}"
                 ) from exc
@@ -429,6 +429,9 @@ class StageEngine:
                 )
             self.say(f"  back  {previous.describe()}")
         return f"the system is back at stage {current}"
+
+    def _config(self, number: int) -> dict[Key, Step]:
+        return configuration(number, self.stages)
 
     # --- one step ---
 

@@ -7,18 +7,18 @@ import threading
 
 from infra.kafka.probe import kafka_answers
 from infra.processes import PROCESSES
-from infra.settings import Settings
+from infra.settings import GatewaySettings, SharedSettings
 from infra.supervisor import BROKER, Supervisor
 
 
-def run_up(settings: Settings) -> int:
+def run_up(settings: SharedSettings) -> int:
     supervisor = Supervisor({}, settings.data_dir / "logs")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
         start_broker_if_embedded(supervisor, settings)
-        supervisor.start_in_order({name: p.port(settings) for name, p in PROCESSES.items()})
+        supervisor.start_in_order({name: p.port() for name, p in PROCESSES.items()})
     except RuntimeError as exc:
         print(exc)
         supervisor.stop()
@@ -29,7 +29,7 @@ def run_up(settings: Settings) -> int:
     if not settings.embedded_broker:
         print(f"{'kafka':<16} {settings.kafka_bootstrap_servers:<26} SHOP_KAFKA_BOOTSTRAP")
     if "gateway" in supervisor.children:
-        print(f"\nmigration console: {console_url(settings)}")
+        print(f"\nmigration console: {console_url(PROCESSES['gateway'].load())}")
     print(
         f"\nmetrics at <url>/metrics, health at <url>/health/ready; "
         f"logs in {settings.data_dir / 'logs'}\nCtrl-C stops everything gracefully."
@@ -44,7 +44,7 @@ def run_up(settings: Settings) -> int:
     return 0 if all(code == 0 for code in codes.values()) else 1
 
 
-def start_broker_if_embedded(supervisor: Supervisor, settings: Settings) -> None:
+def start_broker_if_embedded(supervisor: Supervisor, settings: SharedSettings) -> None:
     """The dev broker, unless SHOP_KAFKA_BOOTSTRAP names a Kafka to use instead."""
     if settings.embedded_broker:
         supervisor.start_broker(settings.broker_port, settings.data_dir / "broker")
@@ -64,7 +64,7 @@ def owns(name: str) -> str:
     return PROCESSES[name].owns
 
 
-def console_url(settings: Settings) -> str:
+def console_url(settings: GatewaySettings) -> str:
     """The console's address; outside production it carries the admin token in the fragment
     (which never leaves the browser), so a newcomer lands on the live page."""
     url = f"{settings.url(settings.gateway_port)}/console"

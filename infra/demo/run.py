@@ -8,15 +8,15 @@ import asyncio
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from infra.demo import report
 from infra.demo.client import ShopClient, Tally
 from infra.demo.journey import Journey
 from infra.demo.load import LoadResult, run_load
 from infra.demo.walk import Walk, table_lines, walk_stages
+from infra.extractions import MEMBERS
 from infra.processes import PROCESSES
-from infra.settings import Settings, load_settings
+from infra.settings import ServiceSettings, SharedSettings, load_settings
 from infra.stages import STAGES, Endpoints
 from infra.supervisor import Supervisor, free_port
 from infra.up import owns, start_broker_if_embedded
@@ -41,25 +41,23 @@ def run_demo(workers: int, rounds: int) -> int:
     shutil.rmtree(data_dir, ignore_errors=True)
     processes = dict(PROCESSES)
     ports = {name: free_port() for name in processes}
+    variables = MEMBERS.service.settings
     env = {
         "SHOP_DATA_DIR": str(data_dir),
-        "SHOP_MEMBER_GRPC_PORT": str(free_port()),
-        "SHOP_MEMBER_SYNC_INTERVAL": "0.2",
+        variables.variable("grpc_port"): str(free_port()),
+        variables.variable("sync_interval"): "0.2",
         "SHOP_MONOLITH_POINTS_RECOVERY_INTERVAL": "1",
         # The dev broker on a port of its own, unless SHOP_KAFKA_BOOTSTRAP names a Kafka.
         "SHOP_BROKER_PORT": str(free_port()),
         **{spec.port_env: str(ports[name]) for name, spec in processes.items()},
     }
-    port_settings: dict[str, Any] = {
-        spec.port_setting: ports[name] for name, spec in processes.items()
-    }
-    settings = Settings(
+    settings = SharedSettings(
         data_dir=data_dir,
-        **port_settings,
-        member_grpc_port=int(env["SHOP_MEMBER_GRPC_PORT"]),
         broker_port=int(env["SHOP_BROKER_PORT"]),
         kafka_bootstrap=base.kafka_bootstrap,
     )
+    member_settings = MEMBERS.settings(data_dir=data_dir)
+    urls = {name: settings.url(port) for name, port in ports.items()}
     supervisor = Supervisor(env, data_dir / "logs")
     print(
         "Strangler Shop demo: the monolith, then the member service extracted stage by stage"
@@ -83,7 +81,7 @@ def run_demo(workers: int, rounds: int) -> int:
         print(report.heading("Stages 0 -> 4 under continuous load (gateway, stage engine)"))
         try:
             drive.walk = asyncio.run(
-                walk_stages(entry, settings, Endpoints.from_settings(settings))
+                walk_stages(entry, settings, member_settings, Endpoints(urls, base.admin_token))
             )
         except Exception as exc:  # a broken system must still produce a report
             drive.walk.load_violations.append(f"the stage walk stopped early: {exc!r}")
@@ -96,7 +94,7 @@ def run_demo(workers: int, rounds: int) -> int:
             [f"{name} exited with {code}" for name, code in exit_codes.items() if code != 0],
         )
     )
-    drive.checks += _walk_checks(drive, settings)
+    drive.checks += _walk_checks(drive, member_settings)
     return _print(drive)
 
 
@@ -118,7 +116,7 @@ async def _drive(url: str, workers: int, rounds: int) -> Drive:
     return Drive(journey, load, tally, seconds)
 
 
-def _stock_totals(settings: Settings) -> dict[int, int]:
+def _stock_totals(settings: SharedSettings) -> dict[int, int]:
     engine = make_engine(settings.legacy_db_url)
     try:
         with engine.connect() as conn:
@@ -127,7 +125,7 @@ def _stock_totals(settings: Settings) -> dict[int, int]:
         engine.dispose()
 
 
-def _database_checks(settings: Settings, drive: Drive) -> list[tuple[str, list[str]]]:
+def _database_checks(settings: SharedSettings, drive: Drive) -> list[tuple[str, list[str]]]:
     engine = make_engine(settings.legacy_db_url)
     retried = [(order, key) for order, key in drive.journey.retried_payments]
     retried += [(order, key) for order, key, _, _ in drive.load.retries]
@@ -168,7 +166,7 @@ def _database_checks(settings: Settings, drive: Drive) -> list[tuple[str, list[s
         engine.dispose()
 
 
-def _walk_checks(drive: Drive, settings: Settings) -> list[tuple[str, list[str]]]:
+def _walk_checks(drive: Drive, member: ServiceSettings) -> list[tuple[str, list[str]]]:
     walk = drive.walk
     checks = [
         (
@@ -182,7 +180,7 @@ def _walk_checks(drive: Drive, settings: Settings) -> list[tuple[str, list[str]]
         checks.append(("the stage walk ran to its end", walk.load_violations))
     if len(walk.rows) < len(STAGES):
         checks.append(("the walk reached stage 4", [f"it stopped at stage {len(walk.rows) - 1}"]))
-    engine = make_engine(settings.member_db)
+    engine = make_engine(member.db)
     try:
         with engine.connect() as conn:
             checks.append(

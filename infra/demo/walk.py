@@ -25,12 +25,20 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.demo.client import ShopClient, Tally
 from infra.demo.mixed import MixedLoad
-from infra.settings import Settings
-from infra.stages import STAGES, Endpoints, RampOptions, StageEngine, StageRefused
+from infra.extractions import MEMBERS
+from infra.settings import ServiceSettings, SharedSettings
+from infra.stages import (
+    STAGES,
+    Endpoints,
+    RampOptions,
+    StageEngine,
+    StageRefused,
+    phase_reached,
+    writes_held_by,
+)
 from libs.db import make_engine
 from libs.dualwrite.reconcile import Reconciler
 from monolith import invariants
-from services.member.adapters.migration import MEMBERS
 
 # Seconds of load inside each stage before its checks; the transition into a stage runs under
 # load too and counts towards it.
@@ -51,7 +59,18 @@ DEMO_RAMP = RampOptions(
 UNSETTLED = ("pending", "cancelling")
 # How long the checks wait for the payment events of the stage's last payments.
 EVENT_WAIT_SECONDS = 15.0
-OWNERS = {0: ("legacy",), 1: ("legacy",), 2: ("legacy",), 3: ("legacy", "member"), 4: ("member",)}
+# The walk's load and checks are about members: the members extraction's stages.
+EXTRACTION = MEMBERS.name
+
+
+def owners(number: int) -> tuple[str, ...]:
+    """The DBs that must hold every acknowledged member write at stage `number`."""
+    return tuple({"new": "member"}.get(db, db) for db in writes_held_by(number, EXTRACTION))
+
+
+def events_carry_points(number: int) -> bool:
+    """From dual write on, a card payment's points travel as its PaymentCompleted event."""
+    return phase_reached(number, EXTRACTION) in ("dual", "single")
 
 
 @dataclass
@@ -82,14 +101,18 @@ class Walk:
 
 
 async def walk_stages(
-    gateway_url: str, settings: Settings, endpoints: Endpoints, workers: int = 6
+    gateway_url: str,
+    settings: SharedSettings,
+    member: ServiceSettings,
+    endpoints: Endpoints,
+    workers: int = 6,
 ) -> Walk:
     client = ShopClient(gateway_url, Tally())
     walk = Walk()
     listing = await client.call("GET", "/api/products", params={"limit": 100})
     load = MixedLoad(client, listing.data["items"], workers)
     engine = StageEngine(endpoints, DEMO_RAMP, say=lambda line: print(f"    {line}"))
-    dbs = {"legacy": make_engine(settings.legacy_db_url), "member": make_engine(settings.member_db)}
+    dbs = {"legacy": make_engine(settings.legacy_db_url), "member": make_engine(member.db)}
     seen_violations = 0
     load.start()
     try:
@@ -129,38 +152,39 @@ def _check(row: StageRow, load: MixedLoad, dbs: dict[str, sa.Engine], ep: Endpoi
     try:
         member_metrics = admin.get(f"{ep.urls['member-service']}/metrics").text
         row.sync_lag = max(row.sync_lag or 0.0, _gauge(member_metrics, LAG) or 0.0)
-        if row.number >= 3 and not _events_settle(admin, ep):
+        if events_carry_points(row.number) and not _events_settle(admin, ep):
             row.problems.append(
                 f"the payment events did not settle within {EVENT_WAIT_SECONDS:.0f}s "
                 "(monolith outbox backlog or member-service consumer lag above 0)"
             )
-        if row.number >= 3:
+        if events_carry_points(row.number):
             debits = admin.get(f"{ep.urls['monolith']}/admin/points-debits").json()["data"]
             unsettled = {k: n for k, n in debits["counts"].items() if k in UNSETTLED}
             if unsettled:
                 row.problems.append(f"points debits left unsettled: {unsettled}")
     finally:
         admin.close()
-    if row.number in (1, 2, 3):
-        reconciler = Reconciler(MEMBERS, dbs["legacy"], dbs["member"])
+    phase = phase_reached(row.number, EXTRACTION)
+    if phase in ("shared", "ramp", "dual"):
+        reconciler = Reconciler(MEMBERS.migration(), dbs["legacy"], dbs["member"])
         report = reconciler.check()
         # Shared: the copy trails by the sync lag, so the last writes may still be on their
         # way; it must converge. Dual: both DBs commit together, so it must agree at once.
         deadline = time.monotonic() + 15.0
-        while report.has_drift and row.number < 3 and time.monotonic() < deadline:
+        while report.has_drift and phase != "dual" and time.monotonic() < deadline:
             time.sleep(0.2)
             report = reconciler.check()
         row.drift = "0" if not report.has_drift else "DRIFT"
         if report.has_drift:
             row.problems.append(report.render())
-    for owner in OWNERS[row.number]:
+    for owner in owners(row.number):
         # The events that carry the last payments' points may still be on their way.
         deadline = time.monotonic() + EVENT_WAIT_SECONDS
         missing: list[str] = []
         while True:
             missing = []
             row.checked = _acked_present(load, dbs[owner], owner, missing)
-            if not missing or row.number < 3 or time.monotonic() > deadline:
+            if not missing or not events_carry_points(row.number) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         row.problems += missing
@@ -259,10 +283,10 @@ def table_lines(walk: Walk) -> list[str]:
         five = sum(n for s, n in row.tally.by_status.items() if s >= 500)
         four = sum(n for s, n in row.tally.by_status.items() if 400 <= s < 500)
         lag = "-" if row.sync_lag is None or row.number in (0, 3, 4) else f"{row.sync_lag:.2f}s"
-        owners = " + ".join(OWNERS[row.number])
+        held = " + ".join(owners(row.number))
         lines.append(
             f"  {row.number} {STAGES[row.number].name:<20} {row.tally.requests:>8}  {five:>3}"
             f"  {four:>3}  {row.members_split:>26}  {lag:>8}  {row.drift:>6}"
-            f"  {row.checked} in {owners}"
+            f"  {row.checked} in {held}"
         )
     return lines

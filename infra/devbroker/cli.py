@@ -14,9 +14,9 @@ from infra.devbroker.server import Broker
 
 
 def _default_data_dir() -> Path:
-    from infra.settings import load_settings  # only when --data-dir is not given
+    from infra.settings import SharedSettings, load_settings  # only without --data-dir
 
-    return load_settings().data_dir / "broker"
+    return load_settings(SharedSettings).data_dir / "broker"
 
 
 @click.command()

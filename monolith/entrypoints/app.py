@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
-from infra.settings import Settings
+from infra.processes import grpc_target, urls
+from infra.settings import MonolithSettings
 from libs.auth import TokenIssuer
 from libs.db import make_engine, ping
 from libs.events.relay import Relay
@@ -27,7 +28,7 @@ from services.member.client import BlockingMemberClient
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, seed: bool = True) -> FastAPI:
+def create_app(settings: MonolithSettings, *, seed: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.legacy_db_url)
@@ -37,7 +38,8 @@ def create_app(settings: Settings, *, seed: bool = True) -> FastAPI:
         app.state.engine = engine
         app.state.features = Features(engine)
         client = BlockingMemberClient(
-            settings.member_grpc_target, timeout=settings.monolith_member_timeout
+            settings.monolith_member_grpc or grpc_target("member-service"),
+            timeout=settings.monolith_member_timeout,
         )
         registry = app.state.metrics.registry
         app.state.local_points = LocalPoints()
@@ -77,14 +79,16 @@ def create_app(settings: Settings, *, seed: bool = True) -> FastAPI:
         app,
         "monolith",
         settings.monolith_forwarding,
-        settings.gateway_backend_urls,
+        urls(overrides=settings.monolith_forwarding_backends),
         app.state.tokens.member_id,
-        settings.gateway_timeouts,
+        settings.forwarding_timeouts,
     )
     return app
 
 
-async def _recover(points: MemberServicePoints, settings: Settings, stop: asyncio.Event) -> None:
+async def _recover(
+    points: MemberServicePoints, settings: MonolithSettings, stop: asyncio.Event
+) -> None:
     """Gives back the debits a dead request left behind (service_layer/points.py)."""
     while not stop.is_set():
         try:

@@ -72,6 +72,8 @@ def prepare(gateway: RunningGateway, backends) -> None:
         for r in routes:
             r.pop("share_percent")
         routes[0]["weights"] = {"monolith": 9, "member-service": 1}
+        orders = next(r for r in routes if r["name"] == "orders")
+        orders["weights"] = {"monolith": 100, "order-service": 0}  # a candidate not running
         routes[0]["shadow"] = {
             "backend": "member-service",
             "percent": 20,

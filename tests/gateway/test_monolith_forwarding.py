@@ -34,7 +34,7 @@ def monolith_settings(tmp_path, backends: dict[str, Backend]) -> Settings:
     return Settings(
         data_dir=tmp_path,
         admin_token=ADMIN_TOKEN,
-        gateway_backends={"member-service": backends["member-service"].url},
+        monolith_forwarding_backends={"member-service": backends["member-service"].url},
         monolith_forwarding=NINE_TO_ONE,
     )
 

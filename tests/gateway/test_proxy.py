@@ -55,7 +55,7 @@ def test_an_unknown_prefix_is_a_404_envelope_from_the_gateway(gateway: RunningGa
 
 
 def test_a_backend_that_is_down_gets_a_502_envelope_quickly(gateway: RunningGateway):
-    # order-service is in the default table at weight 0; no process listens on its port.
+    # No process listens on order-service's port (tests/gateway/conftest.py).
     gateway.set_weights("orders", {"monolith": 0, "order-service": 1})
     started = time.monotonic()
     answer = httpx.get(f"{gateway.url}/api/orders/1", timeout=10)

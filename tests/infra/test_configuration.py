@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from infra.processes import PROCESSES
 from infra.settings import DEV_JWT_SECRET, Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -15,12 +16,13 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 def test_every_setting_is_documented_in_one_place():
     documented = DOC.read_text()
-    missing = [
-        f"SHOP_{name.upper()}"
-        for name in Settings.model_fields
-        if f"`SHOP_{name.upper()}`" not in documented
-    ]
-    assert missing == []
+    variables = {
+        str(info.validation_alias)
+        for spec in PROCESSES.values()
+        for info in spec.settings.model_fields.values()
+    }
+    assert "SHOP_MEMBER_DATA_MODE" in variables  # a declared extraction's own, with its prefix
+    assert sorted(v for v in variables if f"`{v}`" not in documented) == []
 
 
 def test_production_refuses_the_development_secret():
@@ -89,3 +91,11 @@ def test_every_command_turns_a_bad_variable_into_one_line(command, tmp_path):
     assert done.stderr.strip().splitlines() == [
         "Error: invalid configuration: SHOP_TOKEN_TTL_SECONDS: Input should be greater than 0"
     ]
+
+
+def test_forwarding_must_answer_before_the_monoliths_own_limit():
+    table = {"routes": [{"name": "m", "prefix": "/api/members", "weights": {"monolith": 1}}]}
+    with pytest.raises(ValidationError, match="SHOP_MONOLITH_FORWARDING_READ_TIMEOUT"):
+        Settings(monolith_forwarding=table, monolith_forwarding_read_timeout=5)
+    Settings(monolith_forwarding_read_timeout=5)  # forwarding off: nothing to check
+    Settings(monolith_forwarding=table, monolith_forwarding_read_timeout=4.5)

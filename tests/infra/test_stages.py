@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.app import create_app as create_gateway
-from infra.settings import DEV_ADMIN_TOKEN, Settings
+from infra.settings import DEV_ADMIN_TOKEN
 from infra.stages import (
     STAGES,
     Endpoints,
@@ -26,34 +26,38 @@ from infra.supervisor import free_port
 from monolith.entrypoints.app import create_app as create_monolith
 from services.member.entrypoints.app import create_app as create_member_service
 from tests.support.servers import serving
+from tests.support.settings import Environment
 
 ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
 
 
 @pytest.fixture
-def system(tmp_path) -> Iterator[tuple[StageEngine, Settings]]:
-    ports = {name: free_port() for name in ("gateway", "monolith", "member", "grpc")}
-    settings = Settings(
+def system(tmp_path) -> Iterator[tuple[StageEngine, Environment]]:
+    ports = {name: free_port() for name in ("gateway", "monolith", "member-service", "grpc")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items() if name != "grpc"}
+    settings = Environment(
         data_dir=tmp_path,
         gateway_port=ports["gateway"],
+        gateway_backends={n: u for n, u in urls.items() if n != "gateway"},
         monolith_port=ports["monolith"],
-        member_port=ports["member"],
-        member_grpc_port=ports["grpc"],
-        member_sync_interval=0.05,
+        monolith_member_grpc=f"127.0.0.1:{ports['grpc']}",
+        port=ports["member-service"],
+        grpc_port=ports["grpc"],
+        sync_interval=0.05,
     )
     with ExitStack() as stack:
         # The monolith first: its migrations install the change capture the service reads.
         stack.enter_context(serving(create_monolith(settings), ports["monolith"]))
-        stack.enter_context(serving(create_member_service(settings), ports["member"]))
+        stack.enter_context(serving(create_member_service(settings), ports["member-service"]))
         stack.enter_context(serving(create_gateway(settings), ports["gateway"]))
         lines: list[str] = []
-        engine = StageEngine(Endpoints.from_settings(settings), say=lines.append)
+        engine = StageEngine(Endpoints(urls, DEV_ADMIN_TOKEN), say=lines.append)
         engine.lines = lines  # type: ignore[attr-defined]
         yield engine, settings
         engine.close()
 
 
-def at_stage_2(engine: StageEngine, settings: Settings) -> None:
+def at_stage_2(engine: StageEngine, settings: Environment) -> None:
     """Stage 2's ramp needs live traffic; here its end state is set directly."""
     engine.apply(1)
     gateway = f"{engine.endpoints.urls['gateway']}/admin/routes"
@@ -109,7 +113,7 @@ def test_drift_blocks_single_write_and_the_steps_before_it_are_undone(system):
     gateway = engine.endpoints.urls["gateway"]
     assert httpx.post(f"{gateway}/api/members", json=signup).status_code == 201
     assert engine.apply(3) == 3
-    member_db = sa.create_engine(settings.member_db)
+    member_db = sa.create_engine(settings.db)
     with member_db.begin() as conn:  # a write that bypassed the dual writer
         conn.execute(
             sa.text("UPDATE members SET name = 'Drifted' WHERE email = :e"), {"e": signup["email"]}

@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 
 from infra.processes import check_process_budgets
-from infra.settings import Settings
 from libs.timeouts import CallTimeouts, Edge, TimeoutBudgetError, check_budgets
 
 
@@ -26,8 +25,19 @@ def test_timeouts_must_be_positive():
         CallTimeouts(0, 5)
 
 
-def test_the_start_up_check_catches_a_misconfiguration_from_either_side():
-    settings = Settings(monolith_server_limit=8, gateway_read_timeout=6)
+def test_the_start_up_check_catches_a_misconfiguration_from_either_side(monkeypatch):
+    check_process_budgets("gateway")  # the defaults hold
+    monkeypatch.setenv("SHOP_MONOLITH_SERVER_LIMIT", "8")  # above the gateway's read timeout 6
     for process in ("gateway", "monolith"):
         with pytest.raises(TimeoutBudgetError, match="gateway -> monolith"):
-            check_process_budgets(process, settings)
+            check_process_budgets(process)
+    check_process_budgets("member-service")  # its own edge is fine
+
+
+def test_every_declared_extraction_gets_its_edge_checked(monkeypatch):
+    """The member service's edge comes from its declaration (infra/extractions.py), and its
+    limit from its own variable."""
+    monkeypatch.setenv("SHOP_MEMBER_SERVER_LIMIT", "7")
+    with pytest.raises(TimeoutBudgetError, match="gateway -> member-service: read timeout 6s"):
+        check_process_budgets("member-service")
+    check_process_budgets("monolith")

@@ -1,39 +1,36 @@
-"""Composition root of the member service: its runtime (engines, data mode, sync job, gRPC,
-the payment events consumer) in the lifespan, the member and admin routes (parked events
-included), and every contract through create_service_app."""
+"""Composition root of the member service: the generic extraction app (libs/extraction: the
+data mode, its admin route, the batch sync, the start-up checks) over the members migration,
+with what is the member service's own: its routes, its gRPC server and its payment events
+consumer (parked events admin included)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
-from infra.settings import Settings
+from infra.settings import ServiceSettings
 from libs.auth import TokenIssuer
-from libs.db import ping
 from libs.events.admin import parked_events_router
-from libs.service import ServiceOptions, create_service_app
-from services.member.entrypoints.routes import admin, members
-from services.member.entrypoints.runtime import member_runtime
+from libs.extraction import ExtractionConfig, create_extraction_app
+from services.member.adapters.migrate import upgrade
+from services.member.adapters.migration import MEMBERS
+from services.member.entrypoints.routes import members
+from services.member.entrypoints.runtime import member_parts
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: ServiceSettings) -> FastAPI:
     tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with member_runtime(settings, tokens, app.state.metrics.registry) as runtime:
-            app.state.data = runtime.data
-            app.state.consumers = [runtime.consumer]
-            app.state.readiness.add_check("member_db", lambda: ping(runtime.data.writer.new))
-            yield
-
-    options = ServiceOptions("member-service", server_limit_seconds=settings.member_server_limit)
-    app = create_service_app(options, lifespan)
+    config = ExtractionConfig(
+        process="member-service",
+        spec=MEMBERS,
+        legacy_url=settings.legacy_db_url,
+        new_url=settings.db,
+        upgrade=upgrade,
+        mode=settings.data_mode,
+        sync_interval=settings.sync_interval,
+        server_limit=settings.server_limit,
+        admin_token=settings.admin_token,
+    )
+    parked = parked_events_router(lambda request: request.app.state.consumers)
+    app = create_extraction_app(config, [members.router, parked], member_parts(settings))
     app.state.tokens = tokens
-    app.state.admin_token = settings.admin_token
-    app.include_router(members.router)
-    app.include_router(admin.router)
-    app.include_router(parked_events_router(lambda request: request.app.state.consumers))
     return app

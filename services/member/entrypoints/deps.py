@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from libs.auth import TokenIssuer
-from services.member.adapters.data import MemberData
+from libs.extraction import ExtractionData
 
 
-def _data(request: Request) -> MemberData:
+def _data(request: Request) -> ExtractionData:
     return request.app.state.data
 
 
@@ -18,5 +18,5 @@ def _tokens(request: Request) -> TokenIssuer:
     return request.app.state.tokens
 
 
-DataDep = Annotated[MemberData, Depends(_data)]
+DataDep = Annotated[ExtractionData, Depends(_data)]
 TokensDep = Annotated[TokenIssuer, Depends(_tokens)]

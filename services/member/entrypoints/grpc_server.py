@@ -8,9 +8,8 @@ from typing import Any
 
 import grpc
 
-from libs.auth import InvalidToken, TokenIssuer
+from libs.extraction import ExtractionData
 from protos.shop.member.v1 import member_pb2, member_pb2_grpc
-from services.member.adapters.data import MemberData
 from services.member.domain.errors import Conflict, Invalid, NotFound
 from services.member.service_layer import commands, points
 from services.member.service_layer import members as handlers
@@ -24,8 +23,8 @@ STATUS = {
 
 
 class MemberServicer(member_pb2_grpc.MemberServiceServicer):
-    def __init__(self, data: MemberData, tokens: TokenIssuer) -> None:
-        self.data, self.tokens = data, tokens
+    def __init__(self, data: ExtractionData) -> None:
+        self.data = data
 
     async def GetMember(self, request, context: grpc.aio.ServicerContext):
         try:
@@ -57,12 +56,6 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
             await context.abort(STATUS[type(exc)], f"{exc.code}: {exc.message}")
             raise AssertionError("unreachable: context.abort() raises") from exc
 
-    async def VerifyToken(self, request, context: grpc.aio.ServicerContext):
-        try:
-            return member_pb2.VerifyTokenResponse(member_id=self.tokens.member_id(request.token))
-        except InvalidToken:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "The token is invalid or expired.")
-
 
 def to_message(member: dict[str, Any]) -> member_pb2.Member:
     times = {k: member[k].isoformat() for k in ("created_at", "updated_at")}
@@ -70,11 +63,9 @@ def to_message(member: dict[str, Any]) -> member_pb2.Member:
     return member_pb2.Member(**fields, **times, phone=member["phone"])
 
 
-async def start_grpc(
-    data: MemberData, tokens: TokenIssuer, host: str, port: int
-) -> grpc.aio.Server:
+async def start_grpc(data: ExtractionData, host: str, port: int) -> grpc.aio.Server:
     server = grpc.aio.server()
-    member_pb2_grpc.add_MemberServiceServicer_to_server(MemberServicer(data, tokens), server)
+    member_pb2_grpc.add_MemberServiceServicer_to_server(MemberServicer(data), server)
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise OSError(f"gRPC cannot listen on {host}:{port}")
     await server.start()

@@ -4,7 +4,7 @@ a typo is a 422, never a silent coercion."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
 
@@ -32,7 +32,3 @@ class LoginIn(Body):
 class MemberUpdate(Body):
     name: Name | None = None
     phone: Phone | None = None
-
-
-class DataModeChange(Body):
-    mode: Literal["shared", "dual", "single"]

@@ -1,5 +1,5 @@
 """Member handlers: signup, login, profile, points. Each is one transaction through
-`MemberData`, whose data mode decides which DB it reaches (docs/decisions/0001)."""
+`ExtractionData`, whose data mode decides which DB it reaches (docs/decisions/0001)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from libs.auth import hash_password, verify_password
-from services.member.adapters.data import MemberData, Reads
+from libs.extraction import ExtractionData, Reads
 from services.member.domain.errors import Conflict, Unauthorized, member_not_found
 from services.member.domain.members import normalise_email, profile_changes
 from services.member.service_layer import commands
@@ -17,7 +17,7 @@ from services.member.service_layer import commands
 PUBLIC = ("id", "email", "name", "phone", "points", "created_at", "updated_at")
 
 
-def signup(cmd: commands.Signup, data: MemberData) -> dict[str, Any]:
+def signup(cmd: commands.Signup, data: ExtractionData) -> dict[str, Any]:
     email = normalise_email(cmd.email)
     # Computed once, outside the statement: in dual mode the builder runs once per DB, and
     # each DB must get the same hash and the same timestamps. Hashing before the transaction
@@ -34,7 +34,7 @@ def signup(cmd: commands.Signup, data: MemberData) -> dict[str, Any]:
         return _get(tx, inserted[0])
 
 
-def login(cmd: commands.Login, data: MemberData) -> int:
+def login(cmd: commands.Login, data: ExtractionData) -> int:
     email = normalise_email(cmd.email)
     with data.reading() as tx:
         row = tx.read(
@@ -45,12 +45,12 @@ def login(cmd: commands.Login, data: MemberData) -> int:
     return row.id
 
 
-def profile(member_id: int, data: MemberData) -> dict[str, Any]:
+def profile(member_id: int, data: ExtractionData) -> dict[str, Any]:
     with data.reading() as tx:
         return _get(tx, member_id)
 
 
-def update_profile(cmd: commands.UpdateProfile, data: MemberData) -> dict[str, Any]:
+def update_profile(cmd: commands.UpdateProfile, data: ExtractionData) -> dict[str, Any]:
     changes = profile_changes(cmd.name, cmd.phone) | {"updated_at": datetime.now(UTC)}
     with data.writing() as tx:
         _get(tx, cmd.member_id)

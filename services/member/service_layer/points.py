@@ -1,4 +1,4 @@
-"""Points, decided by their owner. Every change is one transaction through `MemberData` that
+"""Points, decided by their owner. Every change is one transaction through `ExtractionData` that
 locks the member's row, checks its key on the ledger and writes balance and ledger line
 together, so a repeat of any change (a retried call, a redelivered event) changes nothing.
 
@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from libs.events.envelope import Event
-from services.member.adapters.data import MemberData, Reads
+from libs.extraction import ExtractionData, Reads
 from services.member.domain.errors import Conflict, Invalid, member_not_found
 from services.member.service_layer import commands
 
@@ -32,7 +32,7 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{7,56}$")
 _CANCELLED = "cancel:"
 
 
-def spend(cmd: commands.SpendPoints, data: MemberData) -> dict[str, Any]:
+def spend(cmd: commands.SpendPoints, data: ExtractionData) -> dict[str, Any]:
     _check_spend(cmd)
     now = datetime.now(UTC)
     with data.writing() as tx:
@@ -57,7 +57,7 @@ def spend(cmd: commands.SpendPoints, data: MemberData) -> dict[str, Any]:
         return {"balance": balance - cmd.amount, "spent": cmd.amount, "applied": True}
 
 
-def cancel(cmd: commands.CancelSpend, data: MemberData) -> dict[str, Any]:
+def cancel(cmd: commands.CancelSpend, data: ExtractionData) -> dict[str, Any]:
     if not _KEY.match(cmd.key or ""):
         raise _bad_key()
     now = datetime.now(UTC)
@@ -75,7 +75,7 @@ def cancel(cmd: commands.CancelSpend, data: MemberData) -> dict[str, Any]:
         return {"balance": balance + restored, "restored": restored, "applied": True}
 
 
-def apply_payment_event(event: Event, data: MemberData) -> bool:
+def apply_payment_event(event: Event, data: ExtractionData) -> bool:
     """The member service's consumer of `shop.payments`: True when it changed something,
     False when the ledger shows it was done already (or the event asks nothing of points).
     Raises on an event it cannot apply (a field missing, an unknown member): parked."""
@@ -118,7 +118,7 @@ def apply_payment_event(event: Event, data: MemberData) -> bool:
         return applied
 
 
-def history(member_id: int, data: MemberData, limit: int = 20) -> dict[str, Any]:
+def history(member_id: int, data: ExtractionData, limit: int = 20) -> dict[str, Any]:
     def lines(t: sa.Table) -> sa.Select:
         columns = (t.c.delta, t.c.reason, t.c.payment_id, t.c.created_at)
         query = sa.select(*columns).where(t.c.member_id == member_id)

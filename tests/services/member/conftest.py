@@ -13,14 +13,15 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from infra.settings import DEV_ADMIN_TOKEN, Settings
+from infra.settings import DEV_ADMIN_TOKEN
 from infra.supervisor import free_port
 from libs.db import make_engine
+from libs.extraction import ExtractionData
 from monolith.adapters.migrate import upgrade as upgrade_legacy
-from services.member.adapters.data import MemberData
 from services.member.entrypoints.app import create_app
 from tests.support.brokers import NO_BROKER
 from tests.support.servers import serving
+from tests.support.settings import Environment
 
 PASSWORD = "password-123"
 ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
@@ -29,7 +30,7 @@ ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
 @dataclass
 class MemberService:
     http: httpx.Client
-    data: MemberData
+    data: ExtractionData
     grpc_target: str
 
     @property
@@ -95,29 +96,31 @@ def db_urls(backend: str, request, tmp_path) -> tuple[str, str]:
 
 
 @pytest.fixture
-def settings_for(db_urls, tmp_path) -> Callable[..., Settings]:
-    def build(mode: str = "shared", **overrides) -> Settings:
+def settings_for(db_urls, tmp_path) -> Callable[..., Environment]:
+    def build(mode: str = "shared", **overrides) -> Environment:
+        grpc_port = overrides.pop("grpc_port", None) or free_port()
         values = {
             "data_dir": tmp_path,
             "monolith_db_url": db_urls[0],
-            "member_db_url": db_urls[1],
-            "member_data_mode": mode,
-            "member_grpc_port": free_port(),
-            "member_sync_interval": 0.05,
+            "db_url": db_urls[1],
+            "data_mode": mode,
+            "grpc_port": grpc_port,
+            "monolith_member_grpc": f"127.0.0.1:{grpc_port}",
+            "sync_interval": 0.05,
             "kafka_bootstrap": NO_BROKER,
         }
-        return Settings(**(values | overrides))
+        return Environment(**(values | overrides))
 
     return build
 
 
 @contextmanager
-def running(settings: Settings) -> Iterator[MemberService]:
+def running(settings: Environment) -> Iterator[MemberService]:
     app = create_app(settings)
     with ExitStack() as stack:
         url = stack.enter_context(serving(app))
         http = stack.enter_context(httpx.Client(base_url=url, timeout=15))
-        target = f"127.0.0.1:{settings.member_grpc_port}"
+        target = settings.grpc_target
         yield MemberService(http, app.state.data, target)
 
 

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
+from infra.extractions import MEMBERS
 from libs.response import is_valid_envelope
 from services.member.adapters.tables import members, point_ledger
 from services.member.entrypoints.app import create_app
@@ -85,9 +86,7 @@ def test_every_route_answers_bad_input_with_a_4xx_envelope_and_changes_nothing(m
 
 
 def test_the_bad_input_table_covers_every_route_of_the_member_service(tmp_path):
-    from infra.settings import Settings
-
-    app = create_app(Settings(data_dir=tmp_path))
+    app = create_app(MEMBERS.settings(data_dir=tmp_path))
     routes = {r.path for r in app.routes if isinstance(r, APIRoute)}
     routes = {r for r in routes if r.startswith(("/api", "/admin"))}
     assert routes <= {case[0] for case in CASES}

@@ -10,14 +10,13 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
-from libs.auth import TokenIssuer
-from services.member.entrypoints.runtime import FrozenLegacyTables, member_runtime
+from libs.extraction import FrozenLegacyTables, extraction_runtime
+from services.member.adapters.migrate import upgrade
+from services.member.adapters.migration import MEMBERS as MEMBERS_SPEC
 from tests.services.member.conftest import ADMIN, emails, running
 
 # Dual writes on PostgreSQL commit in two phases (tests/conftest.py: two_phase).
 pytestmark = pytest.mark.usefixtures("two_phase")
-
-TOKENS = TokenIssuer("a-test-secret-of-at-least-32-characters", 60)
 
 
 def mode_metric(service, mode: str) -> str:
@@ -113,7 +112,19 @@ async def test_a_restart_in_an_earlier_mode_after_single_write_is_refused(settin
     with running(settings_for("dual")) as service:
         assert service.switch("single").status_code == 200
     with pytest.raises(FrozenLegacyTables, match="frozen"):
-        async with member_runtime(settings_for("shared"), TOKENS, CollectorRegistry()):
+        async with runtime_of(settings_for("shared")):
             pass
-    async with member_runtime(settings_for("single"), TOKENS, CollectorRegistry()) as runtime:
-        assert runtime.data.mode.value == "single"
+    async with runtime_of(settings_for("single")) as data:
+        assert data.mode.value == "single"
+
+
+def runtime_of(settings):
+    return extraction_runtime(
+        MEMBERS_SPEC,
+        settings.legacy_db_url,
+        settings.db,
+        upgrade=upgrade,
+        mode=settings.data_mode,
+        sync_interval=settings.sync_interval,
+        registry=CollectorRegistry(),
+    )

@@ -70,7 +70,7 @@ def test_a_payment_made_while_the_member_service_is_down_earns_its_points_when_i
     ) as pair:
         member_id, token = pair.member()
         assert pair.features(member_points="member-service").status_code == 200
-        grpc_port = pair.settings.member_grpc_port
+        grpc_port = pair.settings.grpc_port
     # pair_in stopped both; the monolith comes back alone and takes a card payment.
     with monolith(pair.settings) as (http, app):
         pair.monolith, pair.app = http, app
@@ -79,7 +79,7 @@ def test_a_payment_made_while_the_member_service_is_down_earns_its_points_when_i
         earned = paid.json()["data"]["points_earned"]
         with member_service(
             "shared",
-            member_grpc_port=grpc_port,
+            grpc_port=grpc_port,
             kafka_bootstrap=bootstrap,
             kafka_topic_prefix=pair.settings.kafka_topic_prefix,
         ) as service:

@@ -17,7 +17,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from infra.settings import Settings
 from infra.supervisor import free_port
 from libs.errors import Unavailable
 from libs.events.envelope import Event, parse
@@ -26,7 +25,7 @@ from monolith.entrypoints.app import create_app as create_monolith
 from monolith.service_layer import events
 from services.member.client import BlockingMemberClient
 from services.member.service_layer import points as member_points
-from tests.services.member.conftest import ADMIN, PASSWORD, MemberService, auth
+from tests.services.member.conftest import ADMIN, PASSWORD, Environment, MemberService, auth
 from tests.support.servers import serving
 
 # Dual writes on PostgreSQL commit in two phases (tests/conftest.py: two_phase).
@@ -40,7 +39,7 @@ class Pair:
     service: MemberService
     monolith: httpx.Client
     app: object
-    settings: Settings
+    settings: Environment
 
     def features(self, **values: str) -> httpx.Response:
         body = {"features": values}
@@ -119,7 +118,7 @@ class Pair:
 
 
 @contextmanager
-def monolith(settings: Settings) -> Iterator[tuple[httpx.Client, object]]:
+def monolith(settings: Environment) -> Iterator[tuple[httpx.Client, object]]:
     app = create_monolith(settings)
     with ExitStack() as stack:
         url = stack.enter_context(serving(app))
@@ -135,7 +134,7 @@ def pair_in(member_service, settings_for, mode: str, points: str, **overrides) -
     overrides.setdefault("kafka_topic_prefix", f"test-{uuid.uuid4().hex[:8]}.")
     settings = settings_for("shared", **overrides)
     with (
-        member_service("shared", member_grpc_port=settings.member_grpc_port, **overrides) as svc,
+        member_service("shared", grpc_port=settings.grpc_port, **overrides) as svc,
         monolith(settings) as (http, app),
     ):
         pair = Pair(svc, http, app, settings)
@@ -327,7 +326,7 @@ def test_the_monolith_member_routes_retire_step_by_step(pair: Pair):
 
 
 def test_feature_switches_survive_a_restart(member_service, settings_for):
-    settings = settings_for("shared", member_grpc_port=free_port())
+    settings = settings_for("shared", grpc_port=free_port())
     with monolith(settings) as (http, _):
         assert http.put(
             "/admin/features", json={"features": {"members": "retired"}}, headers=ADMIN

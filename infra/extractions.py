@@ -1,0 +1,153 @@
+"""Each extraction, declared once: the service that takes the data over, the migration spec of
+the tables that move, the gateway routes it takes, the monolith's feature switches it flips,
+and how its four stages read. Everything else is derived from these records:
+
+- the process table (`infra.processes.PROCESSES`) and the start-up timeout edges;
+- the stage list (`infra.stages.STAGES`): per extraction, shared DB + 9:1, the metric-gated
+  ramp, dual write, single write;
+- `shop reconcile NAME`, and where the demo looks for each acknowledged write at each stage.
+
+Adding an extraction is its service package plus one `Extraction` in `EXTRACTIONS`. A test
+declares one more the same way (tests/infra/test_throwaway_extraction.py)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from infra.settings import ServiceSettings, SharedSettings
+from libs.dualwrite import MigrationSpec
+
+Phase = Literal["before", "shared", "ramp", "dual", "single"]
+PHASES: tuple[Phase, ...] = ("shared", "ramp", "dual", "single")
+
+
+@dataclass(frozen=True)
+class Service:
+    """The process an extraction adds: `shop run NAME` builds it with `factory(settings)`."""
+
+    name: str  # process and backend name, e.g. "member-service"
+    factory: str  # "package.module:function", called with its settings, returns the ASGI app
+    settings: type[ServiceSettings]  # ServiceSettings.declare(prefix, port=..., ...)
+    owns: str  # one line for `shop up`: what it owns
+
+
+@dataclass(frozen=True)
+class StageText:
+    """How one of the extraction's stages reads in `shop stage list` and the demo."""
+
+    name: str
+    traffic: str
+    data: str
+    watch: str = ""
+
+
+@dataclass(frozen=True)
+class Extraction:
+    name: str  # the migration's name: spec.name, `shop reconcile NAME`
+    service: Service
+    spec: str  # "package.module:ATTR" of its MigrationSpec (imported only when used)
+    routes: Mapping[str, str]  # gateway routes the service takes over: name -> path prefix
+    # The monolith's feature switches per phase, in the order they are flipped: "before" is
+    # their value until the extraction starts (stage 0), the others are set on entering it.
+    features: Mapping[Phase, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    first_share: int = 10  # percent of the routes on the service in the shared-DB stage
+    ramp: tuple[int, ...] = (50, 100)  # the metric-gated ramp's steps to all traffic
+    texts: Mapping[Phase, StageText] = field(default_factory=dict)
+
+    def migration(self) -> MigrationSpec:
+        module, _, attribute = self.spec.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def text(self, phase: Phase) -> StageText:
+        if phase in self.texts:
+            return self.texts[phase]
+        routes, service = ", ".join(self.routes), self.service.name
+        share = f"{100 - self.first_share}:{self.first_share}"
+        return {
+            "shared": StageText(
+                f"{self.name} shared DB",
+                f"{routes} {share} monolith : {service}",
+                f"{service} reads and writes the legacy DB; the batch sync copies it to its DB",
+                "shop_sync_lag_seconds",
+            ),
+            "ramp": StageText(
+                f"{self.name} ramp",
+                f"{routes} {share} -> 0:10, metric-gated, rolled back on a breach",
+                "as the shared-DB stage",
+                "the ramp's history; error rate and p99 per backend",
+            ),
+            "dual": StageText(
+                f"{self.name} dual write",
+                f"{routes} 0:10",
+                f"every {self.name} write hits both DBs in one transaction; the sync stopped",
+                f"`shop reconcile {self.name}` reports no drift",
+            ),
+            "single": StageText(
+                f"{self.name} single write",
+                f"{routes} 0:10",
+                f"{service}'s DB only; the legacy tables frozen",
+            ),
+        }[phase]
+
+    def settings(self, **overrides: Any) -> ServiceSettings:
+        return self.service.settings(**overrides)
+
+
+def legacy_url(settings: SharedSettings) -> str:
+    return settings.legacy_db_url
+
+
+MEMBERS = Extraction(
+    name="members",
+    service=Service(
+        "member-service",
+        "services.member.entrypoints.app:create_app",
+        ServiceSettings.declare("member", port=8011, grpc_port=50051),
+        "member DB: members, point ledger",
+    ),
+    spec="services.member.adapters.migration:MEMBERS",
+    routes={"members": "/api/members"},
+    features={
+        "before": (("members", "serving"), ("member_points", "local")),
+        "dual": (("member_points", "member-service"), ("members", "read-only")),
+        "single": (("members", "retired"),),
+    },
+    texts={
+        "shared": StageText(
+            "member shared DB",
+            "member routes 9:1 monolith : member-service",
+            "the member service reads and writes the legacy DB; the batch sync copies it to "
+            "the member DB",
+            "shop_sync_lag_seconds on the member service; the console's member split",
+        ),
+        "ramp": StageText(
+            "member ramp",
+            "member routes 9:1 -> 5:5 -> 0:10, metric-gated, rolled back on a breach",
+            "as stage 1",
+            "the ramp's history in the console; error rate and p99 per backend",
+        ),
+        "dual": StageText(
+            "member dual write",
+            "member routes 0:10; the monolith's member writes and its points go to the service",
+            "every member write hits both DBs in one transaction; the sync job stopped",
+            "shop_dual_write_transactions_total; `shop reconcile members` reports no drift",
+        ),
+        "single": StageText(
+            "member single write",
+            "member routes 0:10; the monolith's member feature retired",
+            "the member DB only; the legacy member tables frozen",
+            "the monolith's /api/members answers 410 FEATURE_MOVED; writes reach the member DB "
+            "only",
+        ),
+    },
+)
+
+# In the order they are migrated: the stages follow it.
+EXTRACTIONS: tuple[Extraction, ...] = (MEMBERS,)
+
+
+def by_name(extractions: tuple[Extraction, ...] = EXTRACTIONS) -> dict[str, Extraction]:
+    return {e.name: e for e in extractions}
