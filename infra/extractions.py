@@ -13,12 +13,15 @@ declares one more the same way (tests/infra/test_throwaway_extraction.py)."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import sqlalchemy as sa
+
 from infra.settings import ServiceSettings, SharedSettings
 from libs.dualwrite import MigrationSpec
+from libs.extraction import ExtractionConfig
 
 Phase = Literal["before", "shared", "ramp", "dual", "single"]
 PHASES: tuple[Phase, ...] = ("shared", "ramp", "dual", "single")
@@ -94,6 +97,23 @@ class Extraction:
 
     def settings(self, **overrides: Any) -> ServiceSettings:
         return self.service.settings(**overrides)
+
+    def config(
+        self, settings: ServiceSettings, upgrade: Callable[[sa.Engine], None]
+    ) -> ExtractionConfig:
+        """What `libs.extraction.create_extraction_app` needs, from the service's settings;
+        `upgrade` runs the service's own migrations."""
+        return ExtractionConfig(
+            process=self.service.name,
+            spec=self.migration(),
+            legacy_url=settings.legacy_db_url,
+            new_url=settings.db,
+            upgrade=upgrade,
+            mode=settings.data_mode,
+            sync_interval=settings.sync_interval,
+            server_limit=settings.server_limit,
+            admin_token=settings.admin_token,
+        )
 
 
 def legacy_url(settings: SharedSettings) -> str:

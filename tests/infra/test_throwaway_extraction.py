@@ -30,7 +30,7 @@ from libs.db.types import ID
 from libs.dualwrite import MigrationSpec, TableSpec, install_change_capture, install_sync_cursor
 from libs.dualwrite.reconcile import Reconciler
 from libs.dualwrite.twophase import install_decision_log
-from libs.extraction import ExtractionConfig, ExtractionData, create_extraction_app
+from libs.extraction import ExtractionData, create_extraction_app
 from libs.response import ApiError, ok
 from libs.service import ServiceOptions, create_service_app
 from tests.support.servers import serving
@@ -101,17 +101,7 @@ def upgrade_notes_db(engine: sa.Engine) -> None:
 
 
 def create_notes_service(settings: ServiceSettings) -> FastAPI:
-    config = ExtractionConfig(
-        process="notes-service",
-        spec=NOTES.migration(),
-        legacy_url=settings.legacy_db_url,
-        new_url=settings.db,
-        upgrade=upgrade_notes_db,
-        mode=settings.data_mode,
-        sync_interval=settings.sync_interval,
-        server_limit=settings.server_limit,
-        admin_token=settings.admin_token,
-    )
+    config = NOTES.config(settings, upgrade_notes_db)
     return create_extraction_app(config, [notes_router(_service_write)])
 
 
