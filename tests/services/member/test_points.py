@@ -6,6 +6,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -92,11 +93,20 @@ class Pair:
         }[mode]
 
     def balance(self, member_id: int) -> int:
-        balances = set()
-        for engine in self.owners():
-            with engine.connect() as conn:
-                query = sa.text("SELECT points FROM members WHERE id = :id")
-                balances.add(conn.scalar(query, {"id": member_id}))
+        """The balance every owning DB agrees on. On PostgreSQL a dual write commits its two
+        prepared halves one after the other, so a reader between the two commits (the
+        consumer applying an event while the test polls) sees them apart for a moment: only
+        a disagreement that lasts is one."""
+        deadline = time.monotonic() + 2.0
+        while True:
+            balances = set()
+            for engine in self.owners():
+                with engine.connect() as conn:
+                    query = sa.text("SELECT points FROM members WHERE id = :id")
+                    balances.add(conn.scalar(query, {"id": member_id}))
+            if len(balances) == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
         assert len(balances) == 1, f"the owning DBs disagree: {balances}"
         return balances.pop()
 
