@@ -8,10 +8,19 @@ from typing import cast
 
 import sqlalchemy as sa
 
-from monolith.adapters.tables import members, order_lines, orders, payments, point_ledger, products
-from monolith.domain.orders import HOLDS_STOCK, PAID, REFUNDED
+from monolith.adapters.tables import (
+    event_outbox,
+    members,
+    order_lines,
+    orders,
+    payments,
+    point_ledger,
+    products,
+)
+from monolith.domain.orders import CANCELLED, HOLDS_STOCK, PAID, PLACED, REFUNDED
 from monolith.domain.payments import CAPTURED
 from monolith.domain.payments import REFUNDED as PAYMENT_REFUNDED
+from monolith.service_layer.events import ORDERS_TOPIC
 
 
 def check_all(conn: sa.Connection, stock_before: Mapping[int, int]) -> list[str]:
@@ -19,6 +28,7 @@ def check_all(conn: sa.Connection, stock_before: Mapping[int, int]) -> list[str]
         *stock_is_conserved(conn, stock_before),
         *order_totals_match_lines(conn),
         *payments_match_orders(conn),
+        *order_events_match_status(conn),
         *points_match_ledger(conn),
     ]
 
@@ -79,6 +89,37 @@ def payments_match_orders(conn: sa.Connection) -> list[str]:
             problems.append(f"order {oid} is {status} but its payment is {pay_status}")
         elif pay_status is not None and amount != total:
             problems.append(f"order {oid}: paid {amount}, total {total}")
+    return problems
+
+
+# The events an order in each status has announced, in order (service_layer/events.py).
+ORDER_HISTORY = {
+    PLACED: ["OrderPlaced"],
+    PAID: ["OrderPlaced", "OrderPaid"],
+    CANCELLED: ["OrderPlaced", "OrderCancelled"],
+    REFUNDED: ["OrderPlaced", "OrderPaid", "OrderRefunded"],
+}
+
+
+def order_events_match_status(conn: sa.Connection) -> list[str]:
+    """Every order announced each of its status changes once, in order (sequences 1, 2, ...),
+    on `shop.orders`: the outbox holds exactly the history its status implies. (A legacy DB
+    with orders from before the monolith announced them reports those.)"""
+    rows = conn.execute(
+        sa.select(event_outbox.c.aggregate_id, event_outbox.c.sequence, event_outbox.c.type)
+        .where(event_outbox.c.topic == ORDERS_TOPIC)
+        .order_by(event_outbox.c.aggregate_id, event_outbox.c.sequence)
+    ).all()
+    announced: dict[str, list[tuple[int, str]]] = {}
+    for aggregate_id, sequence, kind in rows:
+        announced.setdefault(aggregate_id, []).append((sequence, kind))
+    problems = []
+    for oid, status in conn.execute(sa.select(orders.c.id, orders.c.status)).all():
+        expected = list(enumerate(ORDER_HISTORY[status], start=1))
+        found = announced.pop(str(oid), [])
+        if found != expected:
+            problems.append(f"order {oid} is {status}: announced {found}, expected {expected}")
+    problems += [f"events for an order {oid} that does not exist" for oid in announced]
     return problems
 
 

@@ -158,6 +158,10 @@ def _database_checks(settings: SharedSettings, drive: Drive) -> list[tuple[str, 
                     invariants.payments_match_orders(conn),
                 ),
                 (
+                    "every order status change announced once, in order (shop.orders)",
+                    invariants.order_events_match_status(conn),
+                ),
+                (
                     f"a retried payment is charged once ({len(retried)} retries)",
                     charged_twice + mismatched,
                 ),

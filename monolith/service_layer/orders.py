@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from libs.errors import Conflict, NotFound
 from monolith.adapters.tables import order_lines, orders, products
 from monolith.domain import orders as domain
-from monolith.service_layer import commands
+from monolith.service_layer import commands, events
 from monolith.service_layer.unit_of_work import UnitOfWork
 
 
@@ -45,6 +45,7 @@ def place_order(cmd: commands.PlaceOrder, uow: UnitOfWork) -> dict[str, Any]:
             ],
         )
         order = load(uow.conn, order_id, cmd.member_id)
+        events.order_placed(uow.conn, order)
         uow.commit()
     return order
 
@@ -53,7 +54,7 @@ def cancel_order(cmd: commands.CancelOrder, uow: UnitOfWork) -> dict[str, Any]:
     with uow:
         order = load(uow.conn, cmd.order_id, cmd.member_id, lock=True)
         domain.ensure_cancellable(order["status"])
-        set_status(uow.conn, cmd.order_id, domain.CANCELLED)
+        set_status(uow.conn, order, domain.CANCELLED)
         restore_stock(uow.conn, order)
         order = load(uow.conn, cmd.order_id, cmd.member_id)
         uow.commit()
@@ -105,12 +106,16 @@ def load(conn: sa.Connection, order_id: int, member_id: int, lock: bool = False)
     }
 
 
-def set_status(conn: sa.Connection, order_id: int, status: str) -> None:
+def set_status(
+    conn: sa.Connection, order: dict[str, Any], status: str, payment_id: int | None = None
+) -> None:
+    """Every status change is announced (`shop.orders`) in the change's own transaction."""
     conn.execute(
         orders.update()
-        .where(orders.c.id == order_id)
+        .where(orders.c.id == order["id"])
         .values(status=status, updated_at=datetime.now(UTC))
     )
+    events.order_status_changed(conn, order, status, payment_id)
 
 
 def restore_stock(conn: sa.Connection, order: dict[str, Any]) -> None:
