@@ -16,6 +16,7 @@ from monolith.adapters.tables import (
     payments,
     point_ledger,
     products,
+    shipments,
 )
 from monolith.domain.orders import CANCELLED, HOLDS_STOCK, PAID, PLACED, REFUNDED
 from monolith.domain.payments import CAPTURED
@@ -121,6 +122,22 @@ def order_events_match_status(conn: sa.Connection) -> list[str]:
             problems.append(f"order {oid} is {status}: announced {found}, expected {expected}")
     problems += [f"events for an order {oid} that does not exist" for oid in announced]
     return problems
+
+
+def shipments_match_orders(conn: sa.Connection) -> list[str]:
+    """Once fulfilment has applied every payment event: a paid order has a shipment ready to
+    pack, a refunded order a cancelled one, and no other order has one."""
+    expected = {PAID: "READY", REFUNDED: "CANCELLED"}
+    rows = conn.execute(
+        sa.select(orders.c.id, orders.c.status, shipments.c.status).outerjoin(
+            shipments, shipments.c.order_id == orders.c.id
+        )
+    ).all()
+    return [
+        f"order {oid} is {status} but its shipment is {shipment}"
+        for oid, status, shipment in rows
+        if expected.get(status) != shipment
+    ]
 
 
 def points_match_ledger(conn: sa.Connection) -> list[str]:

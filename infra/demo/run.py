@@ -9,11 +9,13 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
+import httpx
+
 from infra.demo import report
 from infra.demo.client import ShopClient, Tally
 from infra.demo.journey import Journey
 from infra.demo.load import LoadResult, run_load
-from infra.demo.walk import Walk, table_lines, walk_stages
+from infra.demo.walk import Walk, events_settle, table_lines, walk_stages
 from infra.extractions import MEMBERS
 from infra.processes import PROCESSES
 from infra.settings import ServiceSettings, SharedSettings, load_settings
@@ -33,6 +35,7 @@ class Drive:
     stock_before: dict[int, int] = field(default_factory=dict)
     checks: list[tuple[str, list[str]]] = field(default_factory=list)
     walk: Walk = field(default_factory=Walk)
+    settled: bool = False  # every event applied by every subscriber before the stop
 
 
 def run_demo(workers: int, rounds: int) -> int:
@@ -85,6 +88,7 @@ def run_demo(workers: int, rounds: int) -> int:
             )
         except Exception as exc:  # a broken system must still produce a report
             drive.walk.load_violations.append(f"the stage walk stopped early: {exc!r}")
+        drive.settled = _settle(Endpoints(urls, base.admin_token))
     finally:
         exit_codes = supervisor.stop()
     drive.checks += _database_checks(settings, drive)
@@ -96,6 +100,15 @@ def run_demo(workers: int, rounds: int) -> int:
     )
     drive.checks += _walk_checks(drive, member_settings)
     return _print(drive)
+
+
+def _settle(endpoints: Endpoints) -> bool:
+    """The load has stopped: wait for the last events to reach every subscriber."""
+    with httpx.Client(timeout=30) as admin:
+        try:
+            return events_settle(admin, endpoints)
+        except httpx.HTTPError:
+            return False
 
 
 async def _drive(url: str, workers: int, rounds: int) -> Drive:
@@ -160,6 +173,15 @@ def _database_checks(settings: SharedSettings, drive: Drive) -> list[tuple[str, 
                 (
                     "every order status change announced once, in order (shop.orders)",
                     invariants.order_events_match_status(conn),
+                ),
+                (
+                    "each paid order is shipped, each refunded one's shipment cancelled "
+                    "(fulfilment, a subscriber of shop.payments)",
+                    (
+                        invariants.shipments_match_orders(conn)
+                        if drive.settled
+                        else ["the payment events did not settle before the processes stopped"]
+                    ),
                 ),
                 (
                     f"a retried payment is charged once ({len(retried)} retries)",

@@ -152,7 +152,7 @@ def _check(row: StageRow, load: MixedLoad, dbs: dict[str, sa.Engine], ep: Endpoi
     try:
         member_metrics = admin.get(f"{ep.urls['member-service']}/metrics").text
         row.sync_lag = max(row.sync_lag or 0.0, _gauge(member_metrics, LAG) or 0.0)
-        if events_carry_points(row.number) and not _events_settle(admin, ep):
+        if events_carry_points(row.number) and not events_settle(admin, ep):
             row.problems.append(
                 f"the payment events did not settle within {EVENT_WAIT_SECONDS:.0f}s "
                 "(monolith outbox backlog or member-service consumer lag above 0)"
@@ -225,15 +225,18 @@ def _acked_present(load: MixedLoad, engine: sa.Engine, owner: str, problems: lis
 LAG = "shop_sync_lag_seconds"
 
 
-def _events_settle(admin: httpx.Client, ep: Endpoints) -> bool:
-    """Waits until the monolith has published every payment event and the member service
-    has applied them: the consumer's dual writes must be over before the reconciler compares
-    the two DBs (a two-phase commit lands in one DB a moment before the other). The lag must
-    read 0 twice, after the backlog did, so it is not a reading from before the last fetch."""
+def events_settle(admin: httpx.Client, ep: Endpoints) -> bool:
+    """Waits until the monolith has published every event and every subscriber (the member
+    service's points, the monolith's fulfilment) has applied them: the consumer's dual writes
+    must be over before the reconciler compares the two DBs (a two-phase commit lands in one
+    DB a moment before the other). The lags must read 0 twice, after the backlog did, so it is
+    not a reading from before the last fetch."""
     deadline, zero_lags = time.monotonic() + EVENT_WAIT_SECONDS, 0
     while time.monotonic() < deadline:
-        backlog = _gauge(admin.get(f"{ep.urls['monolith']}/metrics").text, "shop_outbox_backlog")
+        monolith = admin.get(f"{ep.urls['monolith']}/metrics").text
+        backlog = _gauge(monolith, "shop_outbox_backlog")
         lags = _samples(admin.get(f"{ep.urls['member-service']}/metrics").text, "shop_consumer_lag")
+        lags += _samples(monolith, "shop_consumer_lag")
         zero_lags = zero_lags + 1 if not backlog and not any(lags) else 0
         if zero_lags >= 2:
             return True

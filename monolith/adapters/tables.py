@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from libs.db.types import ID, Timestamp
+from libs.events.inbox import inbox_tables
 from libs.events.outbox import outbox_table
 
 metadata = sa.MetaData()
@@ -136,3 +137,18 @@ point_spends = sa.Table(
 # Payment events (shop.payments), written in the payment's transaction, published by the
 # relay after it commits (libs/events).
 event_outbox = outbox_table(metadata)
+
+# Fulfilment, which stays in the monolith: a paid order gets a shipment to pack, a refunded
+# one has it cancelled. Fed by the payment events (service_layer/fulfilment.py).
+shipments = sa.Table(
+    "shipments",
+    metadata,
+    sa.Column("order_id", ID, primary_key=True),
+    sa.Column("payment_id", ID, nullable=False),
+    sa.Column("member_id", ID, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("updated_at", Timestamp(), nullable=False),
+)
+# The fulfilment consumer group's inbox and parked events.
+event_inbox = inbox_tables(metadata)

@@ -14,13 +14,17 @@ from infra.processes import grpc_target, urls
 from infra.settings import MonolithSettings
 from libs.auth import TokenIssuer
 from libs.db import make_engine, ping
+from libs.events.admin import parked_events_router
+from libs.events.consumer import ConsumerRunner
+from libs.events.inbox import Inbox
 from libs.events.relay import Relay
 from libs.routing.forwarding import install_forwarding
 from libs.service import ServiceOptions, create_service_app
 from monolith.adapters.migrate import upgrade
+from monolith.adapters.tables import event_inbox
 from monolith.entrypoints.routes import admin, members, orders, payments, products
 from monolith.seed import seed_catalogue
-from monolith.service_layer import events
+from monolith.service_layer import events, fulfilment
 from monolith.service_layer.features import Features
 from monolith.service_layer.points import LocalPoints, MemberServicePoints
 from services.member.client import BlockingMemberClient
@@ -55,15 +59,29 @@ def create_app(settings: MonolithSettings, *, seed: bool = True) -> FastAPI:
             registry=registry,
         )
         app.state.relay = relay
+        # Fulfilment's consumer group: the payment events make and cancel shipments.
+        shipping = ConsumerRunner(
+            settings.kafka_bootstrap_servers,
+            fulfilment.GROUP,
+            [settings.kafka_topic_prefix + events.PAYMENTS_TOPIC],
+            engine,
+            Inbox(event_inbox),
+            fulfilment.handle_payment_event,
+            topic_partitions=3,
+            registry=registry,
+        )
+        app.state.consumers = [shipping]
         app.state.readiness.add_check("legacy_db", lambda: ping(engine))
         stop = asyncio.Event()
         recovery = asyncio.create_task(_recover(points, settings, stop))
         await relay.start()  # does not wait for the broker
+        await shipping.start()  # nor does this
         try:
             yield
         finally:
             stop.set()
             await recovery
+            await shipping.stop()  # finishes and commits its batch
             await relay.stop(settings.shutdown_grace_seconds)  # publishes what it can first
             client.close()
             engine.dispose()
@@ -75,6 +93,7 @@ def create_app(settings: MonolithSettings, *, seed: bool = True) -> FastAPI:
     app.state.admin_token = settings.admin_token
     for module in (members, products, orders, payments, admin):
         app.include_router(module.router)
+    app.include_router(parked_events_router(lambda request: request.app.state.consumers))
     install_forwarding(
         app,
         "monolith",
