@@ -8,6 +8,7 @@ from gateway.cli import register as register_gateway_commands
 from infra.devbroker.cli import broker
 from infra.extractions import by_name
 from infra.kafka.cli import kafka
+from infra.load_cli import load
 from infra.processes import PROCESSES, check_process_budgets
 from infra.scenario_cli import scenario
 from infra.settings import SharedSettings, load_settings
@@ -93,6 +94,7 @@ def reconcile(ctx: click.Context, migration: str, direction: str, repair: bool, 
 
 main.add_command(broker)
 main.add_command(kafka)
+main.add_command(load)
 main.add_command(stage)
 main.add_command(scenario)
 register_gateway_commands(main)

@@ -75,14 +75,28 @@ def _describe(number: int) -> None:
 @click.option("--force", is_flag=True, help="Walk through the stages in between.")
 @click.option("--ramp-interval", type=float, help="Seconds the ramp watches each step.")
 @click.option("--ramp-min-requests", type=int, help="Requests each side needs per ramp step.")
+@click.option("--ramp-p99-ratio", type=float, help="How many times the baseline's p99 may be.")
+@click.option("--ramp-p99-slack-ms", type=float, help="... unless within this many ms of it.")
 def stage_apply(
-    number: int, force: bool, ramp_interval: float | None, ramp_min_requests: int | None
+    number: int,
+    force: bool,
+    ramp_interval: float | None,
+    ramp_min_requests: int | None,
+    ramp_p99_ratio: float | None,
+    ramp_p99_slack_ms: float | None,
 ) -> None:
     """Move the running system to stage NUMBER, one stage at a time, live.
 
     Refuses to skip a stage unless --force; a step a process refuses (drift blocking the
     cutover, a ramp rolling back) undoes the steps before it and exits 1."""
-    engine = _engine(RampOptions(ramp_interval, ramp_min_requests))
+    engine = _engine(
+        RampOptions(
+            ramp_interval,
+            ramp_min_requests,
+            p99_ratio=ramp_p99_ratio,
+            p99_slack_ms=ramp_p99_slack_ms,
+        )
+    )
     try:
         reached = engine.apply(number, force=force)
     except StageRefused as exc:
