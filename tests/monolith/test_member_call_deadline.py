@@ -7,8 +7,9 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
+from contextlib import contextmanager
 
 import grpc
 import httpx
@@ -57,8 +58,13 @@ def slow_member() -> Iterator[tuple[SlowMemberService, str]]:
         server.stop(0)
 
 
-def test_a_points_debit_gets_the_requests_remaining_budget_as_its_deadline(slow_member, tmp_path):
-    servicer, target = slow_member
+@contextmanager
+def points_payer(
+    target: str, tmp_path
+) -> Iterator[tuple[httpx.Client, Callable[[dict[str, str]], httpx.Response]]]:
+    """The monolith with points owned by the member service at `target`; yields its client
+    and a function that places an order for a new member and pays it with points, with these
+    headers."""
     settings = Settings(
         data_dir=tmp_path,
         kafka_bootstrap=NO_BROKER,
@@ -66,26 +72,27 @@ def test_a_points_debit_gets_the_requests_remaining_budget_as_its_deadline(slow_
         monolith_member_timeout=2.0,
     )
     with serving(create_app(settings)) as url, httpx.Client(base_url=url, timeout=10) as http:
-        switched = http.put(
-            "/admin/features", json={"features": {"member_points": "member-service"}}, headers=ADMIN
-        )
-        assert switched.status_code == 200
-        token = _member_token(http)
-        product = http.get("/api/products", params={"limit": 1}).json()["data"]["items"][0]
-        order = http.post(
-            "/api/orders",
-            json={"items": [{"product_id": product["id"], "quantity": 1}]},
-            headers={"Authorization": f"Bearer {token}"},
-        ).json()["data"]
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "Idempotency-Key": f"pay-{uuid.uuid4()}",
-            "X-Shop-Deadline-Ms": "400",
-        }
+        features = {"features": {"member_points": "member-service"}}
+        assert http.put("/admin/features", json=features, headers=ADMIN).status_code == 200
+
+        def pay(headers: dict[str, str]) -> httpx.Response:
+            token = _member_token(http)
+            auth = {"Authorization": f"Bearer {token}"}
+            product = http.get("/api/products", params={"limit": 1}).json()["data"]["items"][0]
+            items = [{"product_id": product["id"], "quantity": 1}]
+            order = http.post("/api/orders", json={"items": items}, headers=auth).json()["data"]
+            body = {"order_id": order["id"], "method": "points"}
+            headers = auth | {"Idempotency-Key": f"pay-{uuid.uuid4()}"} | headers
+            return http.post("/api/payments", json=body, headers=headers)
+
+        yield http, pay
+
+
+def test_a_points_debit_gets_the_requests_remaining_budget_as_its_deadline(slow_member, tmp_path):
+    servicer, target = slow_member
+    with points_payer(target, tmp_path) as (http, pay):
         started = time.monotonic()
-        paid = http.post(
-            "/api/payments", json={"order_id": order["id"], "method": "points"}, headers=headers
-        )
+        paid = pay({"X-Shop-Deadline-Ms": "400"})
         answered = time.monotonic() - started
         assert paid.status_code in (503, 504), paid.text
         assert answered < 1.5
@@ -101,27 +108,8 @@ def test_a_points_debit_gets_the_requests_remaining_budget_as_its_deadline(slow_
 def test_without_a_propagated_deadline_the_call_gets_its_configured_timeout(slow_member, tmp_path):
     servicer, target = slow_member
     servicer.delay = 0.0
-    settings = Settings(
-        data_dir=tmp_path,
-        kafka_bootstrap=NO_BROKER,
-        monolith_member_grpc=target,
-        monolith_member_timeout=2.0,
-    )
-    with serving(create_app(settings)) as url, httpx.Client(base_url=url, timeout=10) as http:
-        http.put(
-            "/admin/features", json={"features": {"member_points": "member-service"}}, headers=ADMIN
-        )
-        token = _member_token(http)
-        product = http.get("/api/products", params={"limit": 1}).json()["data"]["items"][0]
-        order = http.post(
-            "/api/orders",
-            json={"items": [{"product_id": product["id"], "quantity": 1}]},
-            headers={"Authorization": f"Bearer {token}"},
-        ).json()["data"]
-        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": f"pay-{uuid.uuid4()}"}
-        paid = http.post(
-            "/api/payments", json={"order_id": order["id"], "method": "points"}, headers=headers
-        )
+    with points_payer(target, tmp_path) as (_, pay):
+        paid = pay({})
         assert paid.status_code == 201, paid.text
     [deadline] = servicer.spend_deadlines
     assert 1.5 < deadline <= 2.0  # the configured timeout, below the 5 s server limit
