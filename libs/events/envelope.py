@@ -55,6 +55,14 @@ class Event:
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True).encode()
 
+    def count(self, name: str, *, minimum: int = 1) -> int:
+        """`data[name]` as an integer of at least `minimum`; MalformedEvent (a ValueError, so
+        a consumer parks the event) naming the field otherwise."""
+        value = self.data.get(name)
+        if not _count(value, minimum):
+            raise MalformedEvent(f"data.{name} must be an integer >= {minimum}, not {value!r}")
+        return value  # type: ignore[return-value]  # _count checked it is an int
+
     @property
     def key(self) -> bytes:
         """The Kafka key: the aggregate id, so one aggregate's events share a partition and

@@ -28,9 +28,8 @@ def handle_payment_event(conn: sa.Connection, event: Event) -> None:
     """Raises on an event it cannot apply (a field missing): the runner parks it."""
     if event.type not in ("PaymentCompleted", "PaymentRefunded"):
         return
-    data = event.data
     order_id, payment_id, member_id = (
-        _id(data, k) for k in ("order_id", "payment_id", "member_id")
+        event.count(k) for k in ("order_id", "payment_id", "member_id")
     )
     now = datetime.now(UTC)
     found = conn.execute(
@@ -69,10 +68,3 @@ def shipment_of(order_id: int, member_id: int, uow: UnitOfWork) -> dict[str, Any
             "still on its way.",
         )
     return dict(found)
-
-
-def _id(data: dict[str, Any], name: str) -> int:
-    value = data.get(name)
-    if type(value) is not int or value < 1:
-        raise ValueError(f"data.{name} must be a positive integer, not {value!r}")
-    return value

@@ -61,18 +61,6 @@ REFUSALS = {
 
 
 @dataclass(frozen=True)
-class Debit:
-    """One debit asked of the member service, as `point_spends` holds it."""
-
-    key: str
-    member_id: int
-    amount: int
-    reason: str  # SPEND or TAKE_BACK
-    order_id: int
-    payment_id: int | None = None
-
-
-@dataclass(frozen=True)
 class DebitAsk:
     """The points a payment or refund must take from the member before it can commit."""
 
@@ -81,6 +69,14 @@ class DebitAsk:
     reason: str  # SPEND or TAKE_BACK
     order_id: int
     payment_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Debit(DebitAsk):
+    """One debit asked of the member service, as `point_spends` holds it: the ask, and the
+    key minted for this attempt."""
+
+    key: str
 
 
 @dataclass(frozen=True)
@@ -258,7 +254,7 @@ class MemberServicePoints:
     ) -> Debit:
         """Writes the attempt in the caller's transaction, which must commit before `debit`:
         from then on nothing can lose track of it."""
-        debit = Debit(str(uuid.uuid4()), member_id, amount, reason, order_id, payment_id)
+        debit = Debit(member_id, amount, reason, order_id, payment_id, key=str(uuid.uuid4()))
         now = _now()
         conn.execute(
             point_spends.insert().values(

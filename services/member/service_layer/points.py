@@ -86,8 +86,8 @@ def apply_payment_event(event: Event, data: ExtractionData) -> bool:
     else:
         return False
     body = event.data
-    member_id, payment_id = _count(body, "member_id"), _count(body, "payment_id")
-    amount, key = _count(body, amount_field, minimum=0), body.get(key_field)
+    member_id, payment_id = event.count("member_id"), event.count("payment_id")
+    amount, key = event.count(amount_field, minimum=0), body.get(key_field)
 
     def credit_due(tx: Reads) -> bool:
         return bool(amount) and not _has_line(tx, payment_id, reason)
@@ -206,10 +206,3 @@ def _balance(tx: Reads, member_id: int, *, lock: bool = True) -> int:
     if points is None:
         raise member_not_found(member_id)
     return points
-
-
-def _count(body: dict[str, Any], name: str, *, minimum: int = 1) -> int:
-    value = body.get(name)
-    if type(value) is not int or value < minimum:
-        raise ValueError(f"data.{name} must be an integer >= {minimum}, not {value!r}")
-    return value
