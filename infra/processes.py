@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from infra.extractions import EXTRACTIONS, Extraction
+from infra.extractions import EXTRACTIONS, PHASES, Extraction
 from infra.settings import GatewaySettings, MonolithSettings, SharedSettings, load_settings
 from libs.timeouts import Edge, check_budgets
 
@@ -77,7 +77,7 @@ def processes_of(extractions: tuple[Extraction, ...]) -> dict[str, ProcessSpec]:
             "port",
             "server_limit",
             service.owns,
-            1 + 4 * index,
+            1 + len(PHASES) * index,
         )
     return table
 
