@@ -152,3 +152,18 @@ shipments = sa.Table(
 )
 # The fulfilment consumer group's inbox and parked events.
 event_inbox = inbox_tables(metadata)
+
+# The catalogue's stock holds, one per order, keyed by the order's id: "held" while the order
+# keeps its lines' units out of stock, "released" once they went back (or, with no lines, a
+# tombstone that refuses a hold arriving after its release). Orders may live elsewhere (the
+# order service), so no foreign key (service_layer/catalog.py).
+stock_holds = sa.Table(
+    "stock_holds",
+    metadata,
+    sa.Column("order_id", ID, primary_key=True, autoincrement=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    # [{product_id, name, unit_price, quantity}]: the lines as priced when they were held.
+    sa.Column("lines", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("updated_at", Timestamp(), nullable=False),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -62,7 +63,7 @@ def test_upgrading_twice_is_harmless(engine):
     upgrade(engine)
     upgrade(engine)
     with engine.connect() as conn:
-        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0005"
+        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0006"
 
 
 ORDER = (
@@ -110,3 +111,54 @@ def test_migration_0004_refuses_while_the_old_points_outbox_still_owes_changes(e
     columns = {c["name"] for c in sa.inspect(engine).get_columns("point_ledger")}
     assert "spend_key" not in columns
     assert {"point_spends", "event_outbox"}.isdisjoint(sa.inspect(engine).get_table_names())
+
+
+def test_migration_0006_gives_every_order_the_stock_hold_its_status_implies(engine):
+    """Placed and paid orders hold their lines; cancelled and refunded ones released theirs.
+    So stock + held is what it was, and a late release cannot give their stock back twice."""
+    upgrade(engine, "0005")
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO products (id, sku, name, price, stock, updated_at)"
+                " VALUES (1, 'TEE-001', 'Tee', 100, 10, :now), (2, 'CAP-001', 'Cap', 50, 5, :now)"
+            ),
+            {"now": now},
+        )
+        for oid, status in enumerate(("PLACED", "PAID", "CANCELLED", "REFUNDED"), start=1):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO orders (id, member_id, status, total, created_at, updated_at)"
+                    " VALUES (:id, 3, :status, 250, :now, :now)"
+                ),
+                {"id": oid, "status": status, "now": now},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO order_lines (order_id, product_id, name, unit_price, quantity)"
+                    " VALUES (:id, 2, 'Cap', 50, 1), (:id, 1, 'Tee', 100, 2)"
+                ),
+                {"id": oid},
+            )
+    upgrade(engine, "0006")
+    with engine.connect() as conn:
+        holds = conn.execute(
+            sa.text("SELECT order_id, status, lines FROM stock_holds ORDER BY order_id")
+        ).all()
+    lines = [
+        {"product_id": 2, "name": "Cap", "unit_price": 50, "quantity": 1},
+        {"product_id": 1, "name": "Tee", "unit_price": 100, "quantity": 2},
+    ]
+    assert [(oid, status, _json(held)) for oid, status, held in holds] == [
+        (1, "held", lines),
+        (2, "held", lines),
+        (3, "released", lines),
+        (4, "released", lines),
+    ]
+    downgrade(engine, "0005")
+    assert "stock_holds" not in sa.inspect(engine).get_table_names()
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
