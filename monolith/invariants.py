@@ -1,8 +1,12 @@
 """Invariants of the legacy DB that must hold whatever traffic it took. The demo and the tests
-check them after load; each returns human-readable violations (empty when all is well)."""
+check them after load; each returns human-readable violations (empty when all is well).
+
+The order service's PENDING orders (domain/orders.py) are not placed yet: no invariant of
+orders counts them, only `holds_match_orders` looks at whether one holds stock."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import cast
 
@@ -17,11 +21,15 @@ from monolith.adapters.tables import (
     point_ledger,
     products,
     shipments,
+    stock_holds,
 )
-from monolith.domain.orders import CANCELLED, HOLDS_STOCK, PAID, PLACED, REFUNDED
+from monolith.domain.holds import HELD, RELEASED
+from monolith.domain.orders import CANCELLED, HIDDEN, HOLDS_STOCK, PAID, PLACED, REFUNDED
 from monolith.domain.payments import CAPTURED
 from monolith.domain.payments import REFUNDED as PAYMENT_REFUNDED
 from monolith.service_layer.events import ORDERS_TOPIC
+
+_shown = orders.c.status.not_in(HIDDEN)  # the orders that are placed (not PENDING)
 
 
 def check_all(conn: sa.Connection, stock_before: Mapping[int, int]) -> list[str]:
@@ -31,25 +39,19 @@ def check_all(conn: sa.Connection, stock_before: Mapping[int, int]) -> list[str]
         *payments_match_orders(conn),
         *order_events_match_status(conn),
         *points_match_ledger(conn),
+        *holds_match_orders(conn, conn),
     ]
 
 
 def stock_totals(conn: sa.Connection) -> dict[int, int]:
-    """Per product: stock left + quantity held by placed or paid orders. Orders move units
-    between the two terms; nothing else may change the sum."""
-    held = (
-        sa.select(order_lines.c.product_id, sa.func.sum(order_lines.c.quantity).label("qty"))
-        .join(orders, orders.c.id == order_lines.c.order_id)
-        .where(orders.c.status.in_(HOLDS_STOCK))
-        .group_by(order_lines.c.product_id)
-        .subquery()
-    )
-    rows = conn.execute(
-        sa.select(products.c.id, products.c.stock + sa.func.coalesce(held.c.qty, 0)).outerjoin(
-            held, held.c.product_id == products.c.id
-        )
-    ).all()
-    return dict(rows)
+    """Per product: stock left + quantity in held stock holds. A hold and its release move
+    units between the two terms, whoever owns the order; nothing else may change the sum."""
+    held: Counter[int] = Counter()
+    for lines in conn.scalars(sa.select(stock_holds.c.lines).where(stock_holds.c.status == HELD)):
+        for line in lines:
+            held[line["product_id"]] += line["quantity"]
+    stock = conn.execute(sa.select(products.c.id, products.c.stock)).all()
+    return {pid: left + held[pid] for pid, left in stock}
 
 
 def stock_is_conserved(conn: sa.Connection, totals_before: Mapping[int, int]) -> list[str]:
@@ -67,7 +69,7 @@ def order_totals_match_lines(conn: sa.Connection) -> list[str]:
         .where(order_lines.c.order_id == orders.c.id)
         .scalar_subquery()
     )
-    rows = conn.execute(sa.select(orders.c.id, orders.c.total, line_sum)).all()
+    rows = conn.execute(sa.select(orders.c.id, orders.c.total, line_sum).where(_shown)).all()
     return [
         f"order {oid}: total {total} != lines {lines}"
         for oid, total, lines in rows
@@ -82,7 +84,9 @@ def payments_match_orders(conn: sa.Connection) -> list[str]:
     rows = conn.execute(
         sa.select(
             orders.c.id, orders.c.status, orders.c.total, payments.c.status, payments.c.amount
-        ).outerjoin(payments, payments.c.order_id == orders.c.id)
+        )
+        .outerjoin(payments, payments.c.order_id == orders.c.id)
+        .where(_shown)
     ).all()
     problems = []
     for oid, status, total, pay_status, amount in rows:
@@ -115,7 +119,7 @@ def order_events_match_status(conn: sa.Connection) -> list[str]:
     for aggregate_id, sequence, kind in rows:
         announced.setdefault(aggregate_id, []).append((sequence, kind))
     problems = []
-    for oid, status in conn.execute(sa.select(orders.c.id, orders.c.status)).all():
+    for oid, status in conn.execute(sa.select(orders.c.id, orders.c.status).where(_shown)).all():
         expected = list(enumerate(ORDER_HISTORY[status], start=1))
         found = announced.pop(str(oid), [])
         if found != expected:
@@ -129,15 +133,39 @@ def shipments_match_orders(conn: sa.Connection) -> list[str]:
     pack, a refunded order a cancelled one, and no other order has one."""
     expected = {PAID: "READY", REFUNDED: "CANCELLED"}
     rows = conn.execute(
-        sa.select(orders.c.id, orders.c.status, shipments.c.status).outerjoin(
-            shipments, shipments.c.order_id == orders.c.id
-        )
+        sa.select(orders.c.id, orders.c.status, shipments.c.status)
+        .outerjoin(shipments, shipments.c.order_id == orders.c.id)
+        .where(_shown)
     ).all()
     return [
         f"order {oid} is {status} but its shipment is {shipment}"
         for oid, status, shipment in rows
         if expected.get(status) != shipment
     ]
+
+
+def holds_match_orders(holds_conn: sa.Connection, orders_conn: sa.Connection) -> list[str]:
+    """Stock is held exactly for the orders that keep it: a placed or paid order's hold is
+    held, a cancelled or refunded order's is released, and no held hold belongs to an order
+    that is missing or not placed yet. The holds are the catalogue's (the legacy DB); the
+    orders wherever they live (the legacy DB, the order DB), so two connections, which may be
+    one."""
+    found = holds_conn.execute(sa.select(stock_holds.c.order_id, stock_holds.c.status))
+    holds = {oid: status for oid, status in found}
+    statuses = {
+        oid: status for oid, status in orders_conn.execute(sa.select(orders.c.id, orders.c.status))
+    }
+    problems = [
+        f"order {oid} is {status} but its hold is {holds.get(oid)}"
+        for oid, status in statuses.items()
+        if status not in HIDDEN and holds.get(oid) != (HELD if status in HOLDS_STOCK else RELEASED)
+    ]
+    for oid, hold in holds.items():
+        if hold == HELD and oid not in statuses:
+            problems.append(f"order {oid} does not exist but its hold is held")
+        elif hold == HELD and statuses[oid] in HIDDEN:
+            problems.append(f"order {oid} is {statuses[oid]} but its hold is held")
+    return problems
 
 
 def points_match_ledger(conn: sa.Connection) -> list[str]:

@@ -1,7 +1,7 @@
 """Orders: lines priced at the moment of ordering, and the status machine.
 
-PLACED -> PAID -> REFUNDED, or PLACED -> CANCELLED. Stock is taken when an order is placed and
-given back when it is cancelled or refunded."""
+PLACED -> PAID -> REFUNDED, or PLACED -> CANCELLED. Stock is held for an order when it is placed
+and released when it is cancelled or refunded (domain/holds.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ from libs.errors import Conflict, Invalid
 
 PLACED, PAID, CANCELLED, REFUNDED = "PLACED", "PAID", "CANCELLED", "REFUNDED"
 HOLDS_STOCK = (PLACED, PAID)
+# The order service's order while its stock is being held at the catalogue: in the shared-DB
+# stages that row is in this legacy table before its hold is answered, and it becomes PLACED
+# (or is deleted) right after. No one may see, pay or cancel it meanwhile, and no invariant
+# counts it: its lines, total and events do not exist yet.
+PENDING = "PENDING"
+HIDDEN = (PENDING,)
 
 
 @dataclass(frozen=True)

@@ -53,3 +53,16 @@ class Refund:
     member_id: int
     payment_id: int
     idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class HoldStock:
+    """Asked by whoever owns the order (the monolith, later the order service)."""
+
+    order_id: int
+    lines: list[LineRequest]
+
+
+@dataclass(frozen=True)
+class ReleaseStock:
+    order_id: int

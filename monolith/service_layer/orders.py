@@ -1,5 +1,10 @@
-"""Order handlers. Stock is taken with a conditional UPDATE (`stock >= quantity`) inside the
-order's transaction, so concurrent orders can never oversell and a failed line undoes all."""
+"""Order handlers. An order's stock is a hold at the catalogue keyed by the order's id
+(service_layer/catalog.py), taken in the order's own transaction, so a refused line undoes the
+order too; cancelling or refunding releases it, once, however many times it is asked for (the
+order's OrderCancelled / OrderRefunded event releases it again, and changes nothing).
+
+The order service's PENDING orders (domain/orders.py) are not this API's: they are reported
+missing, like another member's orders."""
 
 from __future__ import annotations
 
@@ -8,29 +13,32 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from libs.errors import Conflict, NotFound
-from monolith.adapters.tables import order_lines, orders, products
+from libs.errors import NotFound
+from monolith.adapters.tables import order_lines, orders
 from monolith.domain import orders as domain
-from monolith.service_layer import commands, events
+from monolith.service_layer import catalog, commands, events
 from monolith.service_layer.unit_of_work import UnitOfWork
 
 
 def place_order(cmd: commands.PlaceOrder, uow: UnitOfWork) -> dict[str, Any]:
     domain.check_lines(cmd.lines)
     with uow:
-        priced = [_take_stock(uow.conn, line) for line in cmd.lines]
         now = datetime.now(UTC)
         inserted = uow.conn.execute(
             orders.insert().values(
                 member_id=cmd.member_id,
                 status=domain.PLACED,
-                total=domain.total(priced),
+                total=0,  # known once the hold has priced the lines, below
                 created_at=now,
                 updated_at=now,
             )
         ).inserted_primary_key
         assert inserted is not None  # a single-row insert always has its key
         order_id = inserted[0]
+        priced = catalog.hold(uow.conn, order_id, cmd.lines).lines
+        uow.conn.execute(
+            orders.update().where(orders.c.id == order_id).values(total=domain.total(priced))
+        )
         uow.conn.execute(
             order_lines.insert(),
             [
@@ -70,7 +78,7 @@ def list_orders(member_id: int, uow: UnitOfWork, limit: int, offset: int) -> dic
     with uow:
         ids = uow.conn.scalars(
             sa.select(orders.c.id)
-            .where(orders.c.member_id == member_id)
+            .where(orders.c.member_id == member_id, orders.c.status.not_in(domain.HIDDEN))
             .order_by(orders.c.id.desc())
             .limit(limit)
             .offset(offset)
@@ -81,8 +89,12 @@ def list_orders(member_id: int, uow: UnitOfWork, limit: int, offset: int) -> dic
 
 def load(conn: sa.Connection, order_id: int, member_id: int, lock: bool = False) -> dict[str, Any]:
     """An order of this member; someone else's order is reported as missing, not forbidden,
-    so ids cannot be probed."""
-    query = sa.select(orders).where(orders.c.id == order_id, orders.c.member_id == member_id)
+    so ids cannot be probed. So is a PENDING one: it is not placed yet."""
+    query = sa.select(orders).where(
+        orders.c.id == order_id,
+        orders.c.member_id == member_id,
+        orders.c.status.not_in(domain.HIDDEN),
+    )
     row = conn.execute(query.with_for_update() if lock else query).mappings().first()
     if row is None:
         raise NotFound("ORDER_NOT_FOUND", f"Order {order_id} does not exist.")
@@ -119,25 +131,6 @@ def set_status(
 
 
 def restore_stock(conn: sa.Connection, order: dict[str, Any]) -> None:
-    now = datetime.now(UTC)
-    for line in order["lines"]:
-        conn.execute(
-            products.update()
-            .where(products.c.id == line["product_id"])
-            .values(stock=products.c.stock + line["quantity"], updated_at=now)
-        )
-
-
-def _take_stock(conn: sa.Connection, line: domain.LineRequest) -> domain.PricedLine:
-    taken = conn.execute(
-        products.update()
-        .where(products.c.id == line.product_id, products.c.stock >= line.quantity)
-        .values(stock=products.c.stock - line.quantity, updated_at=datetime.now(UTC))
-        .returning(products.c.name, products.c.price)
-    ).first()
-    if taken is not None:
-        return domain.PricedLine(line.product_id, taken.name, taken.price, line.quantity)
-    exists = conn.scalar(sa.select(products.c.stock).where(products.c.id == line.product_id))
-    if exists is None:
-        raise NotFound("PRODUCT_NOT_FOUND", f"Product {line.product_id} does not exist.")
-    raise Conflict("OUT_OF_STOCK", f"Product {line.product_id} has only {exists} left.")
+    """Releases the order's stock hold: at most once, whoever asks first (this cancel or
+    refund, or the catalogue's consumer of the event it announces)."""
+    catalog.release(conn, order["id"])
