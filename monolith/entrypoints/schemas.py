@@ -48,8 +48,17 @@ class OrderLineIn(Body):
     quantity: Annotated[int, Field(ge=1, le=100)]
 
 
+OrderItems = Annotated[list[OrderLineIn], Field(min_length=1, max_length=20)]
+
+
 class OrderCreate(Body):
-    items: Annotated[list[OrderLineIn], Field(min_length=1, max_length=20)]
+    items: OrderItems
+
+
+class StockHoldCreate(Body):
+    """The lines of an order to hold stock for: the same bounds as an order's."""
+
+    items: OrderItems
 
 
 class PaymentCreate(Body):

@@ -18,6 +18,92 @@ def line(product_id=1, quantity=1):
     return {"items": [{"product_id": product_id, "quantity": quantity}]}
 
 
+HOLD = "/internal/stock-holds/{order_id}"
+ADMIN = {"admin": True}
+WRONG_ADMIN = {"auth": False, "headers": {"Authorization": "Bearer not-the-admin-token"}}
+LIMITED = 12  # the seeded catalogue's LTD-001, 30 in stock
+
+
+def hold(body, **kwargs):
+    return {"json": body, **ADMIN, **kwargs}
+
+
+# The catalogue's internal API: every call needs the admin token; the fixture's order (id 1)
+# holds one TEE-001 already.
+HOLD_CASES = [
+    (HOLD, "PUT", "/internal/stock-holds/5", {**BAD_JSON, **ADMIN}, 400, "INVALID_JSON"),
+    (HOLD, "PUT", "/internal/stock-holds/5", hold({}), 422, "VALIDATION_FAILED"),
+    (HOLD, "PUT", "/internal/stock-holds/5", hold({"items": []}), 422, "VALIDATION_FAILED"),
+    (HOLD, "PUT", "/internal/stock-holds/5", hold(line(quantity=0)), 422, "VALIDATION_FAILED"),
+    (HOLD, "PUT", "/internal/stock-holds/5", hold(line(quantity=101)), 422, "VALIDATION_FAILED"),
+    (HOLD, "PUT", "/internal/stock-holds/5", hold(line(quantity="2")), 422, "VALIDATION_FAILED"),
+    (HOLD, "PUT", "/internal/stock-holds/5", hold(line(product_id=0)), 422, "VALIDATION_FAILED"),
+    (
+        HOLD,
+        "PUT",
+        "/internal/stock-holds/5",
+        hold({"items": [{"product_id": 1, "quantity": 1, "unit_price": 1}]}),
+        422,
+        "VALIDATION_FAILED",
+    ),
+    (
+        HOLD,
+        "PUT",
+        "/internal/stock-holds/5",
+        hold({"items": [{"product_id": n, "quantity": 1} for n in range(1, 22)]}),
+        422,
+        "VALIDATION_FAILED",
+    ),
+    (
+        HOLD,
+        "PUT",
+        "/internal/stock-holds/5",
+        hold({"items": [{"product_id": 1, "quantity": 1}, {"product_id": 1, "quantity": 2}]}),
+        422,
+        "DUPLICATE_PRODUCT",
+    ),
+    (HOLD, "PUT", "/internal/stock-holds/0", hold(line()), 422, "VALIDATION_FAILED"),
+    (HOLD, "PUT", "/internal/stock-holds/abc", hold(line()), 422, "VALIDATION_FAILED"),
+    (HOLD, "PUT", f"/internal/stock-holds/{10**30}", hold(line()), 422, "VALIDATION_FAILED"),
+    (
+        HOLD,
+        "PUT",
+        "/internal/stock-holds/5",
+        hold(line(product_id=424242)),
+        404,
+        "PRODUCT_NOT_FOUND",
+    ),
+    (
+        HOLD,
+        "PUT",
+        "/internal/stock-holds/5",
+        hold({"items": [line()["items"][0], {"product_id": LIMITED, "quantity": 31}]}),
+        409,
+        "OUT_OF_STOCK",
+    ),
+    (HOLD, "PUT", "/internal/stock-holds/1", hold(line(quantity=2)), 409, "HOLD_MISMATCH"),
+    (
+        HOLD,
+        "PUT",
+        "/internal/stock-holds/5",
+        {"json": line(), "auth": False},
+        401,
+        "UNAUTHENTICATED",
+    ),
+    (HOLD, "PUT", "/internal/stock-holds/5", {"json": line()}, 403, "FORBIDDEN"),
+    (HOLD, "PUT", "/internal/stock-holds/5", {"json": line(), **WRONG_ADMIN}, 403, "FORBIDDEN"),
+    (HOLD, "POST", "/internal/stock-holds/5", hold(line()), 405, "METHOD_NOT_ALLOWED"),
+    (HOLD, "DELETE", "/internal/stock-holds/0", ADMIN, 422, "VALIDATION_FAILED"),
+    (HOLD, "DELETE", "/internal/stock-holds/x", ADMIN, 422, "VALIDATION_FAILED"),
+    (HOLD, "DELETE", "/internal/stock-holds/1", {"auth": False}, 401, "UNAUTHENTICATED"),
+    (HOLD, "DELETE", "/internal/stock-holds/1", {}, 403, "FORBIDDEN"),
+    (HOLD, "DELETE", "/internal/stock-holds/1", WRONG_ADMIN, 403, "FORBIDDEN"),
+    (HOLD, "GET", "/internal/stock-holds/987654", ADMIN, 404, "HOLD_NOT_FOUND"),
+    (HOLD, "GET", "/internal/stock-holds/-1", ADMIN, 422, "VALIDATION_FAILED"),
+    (HOLD, "GET", "/internal/stock-holds/1", {"auth": False}, 401, "UNAUTHENTICATED"),
+    (HOLD, "GET", "/internal/stock-holds/1", {}, 403, "FORBIDDEN"),
+]
+
 # (route template, method, path, request kwargs, status, error code)
 CASES = [
     ("/api/members", "POST", "/api/members", BAD_JSON, 400, "INVALID_JSON"),
@@ -284,6 +370,7 @@ CASES = [
         401,
         "UNAUTHENTICATED",
     ),
+    *HOLD_CASES,
     (None, "GET", "/api/nowhere", {}, 404, "NOT_FOUND"),
 ]
 
@@ -318,7 +405,8 @@ def test_the_bad_input_table_covers_every_route_of_the_monolith(tmp_path):
 
     app = create_app(Settings(data_dir=tmp_path))
     # The OpenAPI paths: FastAPI keeps included routers unflattened in `app.routes`.
-    routes = {path for path in app.openapi()["paths"] if path.startswith(("/api", "/admin"))}
+    prefixes = ("/api", "/admin", "/internal")
+    routes = {path for path in app.openapi()["paths"] if path.startswith(prefixes)}
     assert "/api/orders/{order_id}" in routes  # the listing sees the included routers
     covered = {case[0] for case in CASES}
     assert routes - covered == set()
