@@ -134,7 +134,9 @@ class SyncJob:
             after = _read_cursor(conn, self.name)
         with self._legacy_reader() as conn:
             count, oldest = conn.execute(
-                sa.select(sa.func.count(), sa.func.min(changes.c.changed_at)).where(_after(after))
+                sa.select(sa.func.count(), sa.func.min(changes.c.changed_at)).where(
+                    _after(after), self._mine
+                )
             ).one()
         lag = max(0.0, time.time() - oldest) if oldest is not None else 0.0
         self.metrics.sync_pending.labels(self.spec.name).set(count)
@@ -145,7 +147,7 @@ class SyncJob:
         with self.new.begin() as new_conn:
             after = _lock_cursor(new_conn, self.name)
             with self._legacy_reader() as legacy_conn:
-                batch = _read_changes(legacy_conn, after, self.batch_size)
+                batch = _read_changes(legacy_conn, after, self.batch_size, self._mine)
                 applied = apply_keys(legacy_conn, new_conn, self.spec, _group(batch))
             if batch:
                 _save_cursor(new_conn, self.name, (batch[-1].xid, batch[-1].id))
@@ -168,7 +170,14 @@ class SyncJob:
         # After the cursor commit: losing this delete to a crash only leaves rows the cursor
         # already skips.
         with self.legacy.begin() as conn:
-            conn.execute(sa.delete(changes).where(sa.not_(_after(last))))
+            conn.execute(sa.delete(changes).where(sa.not_(_after(last)), self._mine))
+
+    @property
+    def _mine(self) -> sa.ColumnElement[bool]:
+        """The changes of this job's tables. Several extractions share the legacy DB's change
+        table, each job with its own cursor: one reads, and prunes, only what is its own, or
+        it would delete changes another job has yet to copy."""
+        return changes.c.table_name.in_([t.legacy.name for t in self.spec.tables])
 
     @contextmanager
     def _legacy_reader(self) -> Iterator[sa.Connection]:
@@ -206,11 +215,13 @@ def _horizon(conn: sa.Connection) -> int:
     ).scalar_one()
 
 
-def _read_changes(conn: sa.Connection, after: Cursor, limit: int) -> list[_Change]:
+def _read_changes(
+    conn: sa.Connection, after: Cursor, limit: int, mine: sa.ColumnElement[bool]
+) -> list[_Change]:
     horizon = _horizon(conn)
     query = (
         sa.select(changes.c.id, changes.c.xid, changes.c.table_name, changes.c.pk)
-        .where(_after(after), changes.c.xid < horizon)
+        .where(_after(after), changes.c.xid < horizon, mine)
         .order_by(changes.c.xid, changes.c.id)
         .limit(limit)
     )

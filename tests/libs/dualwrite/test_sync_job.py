@@ -229,3 +229,26 @@ def test_draining_gives_up_with_a_timeout_while_a_transaction_stays_open(migrati
         with pytest.raises(TimeoutError, match="still pending"):
             job.drain(timeout=0.3)
         older.rollback()
+
+
+def test_a_job_reads_and_prunes_only_its_own_tables_changes(migration):
+    """Several extractions share the legacy DB's change table (members, then orders and
+    payments), each job with its own cursor: a job that pruned every change up to its cursor
+    deleted the others' before they were copied, and their rows never reached their DB."""
+    from libs.dualwrite.capture import changes
+
+    kim = migration.add_member("kim@example.com")
+    # A change another extraction's capture recorded, between two of this one's.
+    migration.legacy_exec(
+        changes.insert().values(xid=0, table_name="orders", pk="[7]", op="I", changed_at=0.0)
+    )
+    migration.add_member("lee@example.com")
+    job = SyncJob(migration.spec, migration.legacy, migration.new)
+
+    job.drain()
+
+    with migration.legacy.connect() as conn:
+        left = conn.execute(sa.select(changes.c.table_name, changes.c.pk)).all()
+    assert left == [("orders", "[7]")]  # not pruned: the orders job has yet to copy it
+    assert job.pending()[0] == 0  # nor counted as this job's lag
+    assert [r[0] for r in migration.rows("new")] == [kim, kim + 1]
