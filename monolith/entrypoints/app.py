@@ -1,5 +1,6 @@
 """Composition root of the monolith: engine, migrations, seed, token issuer, feature switches,
-the member service's points client and the recovery of its debits, the events relay, routes."""
+the member service's points client and the recovery of its debits, the events relay, the
+consumer groups (fulfilment, the catalogue), routes."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from monolith.adapters.migrate import upgrade
 from monolith.adapters.tables import event_inbox
 from monolith.entrypoints.routes import admin, holds, members, orders, payments, products
 from monolith.seed import seed_catalogue
-from monolith.service_layer import events, fulfilment
+from monolith.service_layer import catalog, events, fulfilment
 from monolith.service_layer.features import Features
 from monolith.service_layer.points import LocalPoints, MemberServicePoints
 from services.member.client import BlockingMemberClient
@@ -70,18 +71,32 @@ def create_app(settings: MonolithSettings, *, seed: bool = True) -> FastAPI:
             topic_partitions=3,
             registry=registry,
         )
-        app.state.consumers = [shipping]
+        # The catalogue's: a cancelled or refunded order's stock hold is released, whoever
+        # owns the order (the monolith's own cancels released it already, and change nothing).
+        stock = ConsumerRunner(
+            settings.kafka_bootstrap_servers,
+            catalog.GROUP,
+            [settings.kafka_topic_prefix + events.ORDERS_TOPIC],
+            engine,
+            Inbox(event_inbox),
+            catalog.handle_order_event,
+            topic_partitions=3,
+            registry=registry,
+        )
+        app.state.consumers = [shipping, stock]
         app.state.readiness.add_check("legacy_db", lambda: ping(engine))
         stop = asyncio.Event()
         recovery = asyncio.create_task(_recover(points, settings, stop))
         await relay.start()  # does not wait for the broker
-        await shipping.start()  # nor does this
+        for consumer in app.state.consumers:
+            await consumer.start()  # nor do these
         try:
             yield
         finally:
             stop.set()
             await recovery
-            await shipping.stop()  # finishes and commits its batch
+            for consumer in app.state.consumers:
+                await consumer.stop()  # finishes and commits its batch
             await relay.stop(settings.shutdown_grace_seconds)  # publishes what it can first
             client.close()
             engine.dispose()

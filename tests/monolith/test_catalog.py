@@ -8,20 +8,27 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 import sqlalchemy as sa
+from prometheus_client import generate_latest
 
+from infra.settings import DEV_ADMIN_TOKEN, Settings
 from libs.db import make_engine
 from libs.errors import Conflict, NotFound
 from libs.events.envelope import Event, MalformedEvent
 from monolith.adapters.migrate import upgrade
 from monolith.adapters.tables import products, stock_holds
 from monolith.domain.orders import LineRequest, PricedLine
+from monolith.entrypoints.app import create_app
 from monolith.seed import CATALOGUE, seed_catalogue
 from monolith.service_layer import catalog
+from tests.support.kafka_clients import until
+from tests.support.servers import serving
 
 TEE, CAP, LIMITED = 1, 11, 12  # the seeded ids of TEE-001, CAP-001, LTD-001
 LIMITED_STOCK = CATALOGUE[LIMITED - 1][3]
+ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
 
 
 @pytest.fixture
@@ -200,3 +207,42 @@ def test_an_order_event_without_its_order_id_is_refused_for_the_runner_to_park(e
     broken = Event("OrderCancelled", "order", "7", 2, {"order_id": "7", "member_id": 3})
     with pytest.raises(MalformedEvent, match=r"data\.order_id"):
         handle(engine, broken)
+
+
+async def test_an_order_cancelled_elsewhere_gives_its_stock_back_through_the_broker(
+    tmp_path, bootstrap, unique, producer
+):
+    """The order service announces a cancel on shop.orders; the catalogue's own group,
+    `monolith.catalogue`, releases the order's hold once, whether the event comes twice (a
+    redelivery: the inbox skips it) or the news comes again as a new event (nothing left)."""
+    prefix = unique("stock") + "."
+    settings = Settings(data_dir=tmp_path, kafka_bootstrap=bootstrap, kafka_topic_prefix=prefix)
+    app = create_app(settings)
+    with serving(app) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=15, headers=ADMIN) as http:
+            products = (await http.get("/api/products", params={"limit": 100})).json()
+            limited = next(p for p in products["data"]["items"] if p["sku"] == "LTD-001")
+            body = {"items": [{"product_id": limited["id"], "quantity": 5}]}
+            assert (await http.put("/internal/stock-holds/424242", json=body)).status_code == 200
+            await until(lambda: app.state.consumers[1].assignment(), within=30)
+            cancelled = order_event("OrderCancelled", 424242, previous_status="PLACED")
+            again = order_event("OrderCancelled", 424242, previous_status="PLACED")
+            for event in (cancelled, cancelled, again):
+                topic = prefix + "shop.orders"
+                await producer.send_and_wait(topic, event.to_bytes(), key=event.key)
+            counted = f'shop_consumer_events_total{{group="{catalog.GROUP}",outcome='
+            await until(
+                lambda: (
+                    f'{counted}"processed"}} 2.0' in metrics(app)
+                    and f'{counted}"duplicate"}} 1.0' in metrics(app)
+                ),
+                within=30,
+            )
+            hold = (await http.get("/internal/stock-holds/424242")).json()["data"]
+            after = (await http.get(f"/api/products/{limited['id']}")).json()["data"]
+    assert hold["status"] == "released"
+    assert after["stock"] == limited["stock"]
+
+
+def metrics(app) -> str:
+    return generate_latest(app.state.metrics.registry).decode()
