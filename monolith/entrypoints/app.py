@@ -23,7 +23,15 @@ from libs.routing.forwarding import install_forwarding
 from libs.service import ServiceOptions, create_service_app
 from monolith.adapters.migrate import upgrade
 from monolith.adapters.tables import event_inbox
-from monolith.entrypoints.routes import admin, holds, members, orders, payments, products
+from monolith.entrypoints.routes import (
+    admin,
+    holds,
+    members,
+    orders,
+    payments,
+    products,
+    shipments,
+)
 from monolith.seed import seed_catalogue
 from monolith.service_layer import catalog, events, fulfilment
 from monolith.service_layer.features import Features
@@ -106,7 +114,7 @@ def create_app(settings: MonolithSettings, *, seed: bool = True) -> FastAPI:
     )
     app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds)
     app.state.admin_token = settings.admin_token
-    for module in (members, products, orders, payments, holds, admin):
+    for module in (members, products, orders, payments, shipments, holds, admin):
         app.include_router(module.router)
     app.include_router(parked_events_router(lambda request: request.app.state.consumers))
     install_forwarding(

@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from libs.errors import NotFound
 from libs.events.envelope import Event
 from monolith.adapters.tables import shipments
-from monolith.service_layer.orders import load as load_order
 from monolith.service_layer.unit_of_work import UnitOfWork
 
 READY, CANCELLED = "READY", "CANCELLED"
@@ -56,15 +55,17 @@ def handle_payment_event(conn: sa.Connection, event: Event) -> None:
 
 
 def shipment_of(order_id: int, member_id: int, uow: UnitOfWork) -> dict[str, Any]:
-    """The shipment of one of this member's orders (someone else's order is missing)."""
+    """The shipment of one of this member's orders. It names its member itself, so fulfilment
+    reads no order (orders move to the order service); another member's is missing."""
     with uow:
-        load_order(uow.conn, order_id, member_id)
-        query = sa.select(shipments).where(shipments.c.order_id == order_id)
+        query = sa.select(shipments).where(
+            shipments.c.order_id == order_id, shipments.c.member_id == member_id
+        )
         found = uow.conn.execute(query).mappings().first()
     if found is None:
         raise NotFound(
             "SHIPMENT_NOT_FOUND",
-            f"Order {order_id} has no shipment: it is not paid, or its payment event is "
-            "still on its way.",
+            f"Order {order_id} has no shipment of yours: it is not paid, or its payment event "
+            "is still on its way.",
         )
     return dict(found)

@@ -62,7 +62,7 @@ def _order_through_its_shipment(settings: Settings) -> tuple[list[str], int, str
         shop = Shop(http, app.state.engine)
         token = shop.member()
         order = shop.order(token, (shop.product("KNT-001")["id"], 1)).json()["data"]
-        path = f"/api/orders/{order['id']}/shipment"
+        path = f"/api/shipments/{order['id']}"
         before = http.get(path, headers=shop.auth(token)).json()["error"]["code"]
         body = {"order_id": order["id"], "method": "card"}
         paid = http.post("/api/payments", json=body, headers=shop.auth(token)).json()["data"]
@@ -122,3 +122,21 @@ def test_the_invariant_names_a_paid_order_without_its_shipment(engine):
         "order 7 is PAID but its shipment is None",
         "order 8 is REFUNDED but its shipment is READY",
     ]
+
+
+def test_a_shipment_is_read_by_its_order_s_id_and_only_by_its_member(shop: Shop):
+    owner, stranger = shop.member("Owner"), shop.member("Stranger")
+    me = shop.http.get("/api/members/me", headers=shop.auth(owner)).json()["data"]
+    with shop.engine.begin() as conn:
+        event = Event(
+            "PaymentCompleted",
+            "payment",
+            "70",
+            1,
+            {"payment_id": 70, "order_id": 7, "member_id": me["id"]},
+        )
+        fulfilment.handle_payment_event(conn, event)
+    mine = shop.http.get("/api/shipments/7", headers=shop.auth(owner))
+    theirs = shop.http.get("/api/shipments/7", headers=shop.auth(stranger))
+    assert mine.json()["data"]["status"] == "READY"
+    assert (theirs.status_code, theirs.json()["error"]["code"]) == (404, "SHIPMENT_NOT_FOUND")

@@ -7,7 +7,7 @@ from libs.response import ok
 from monolith.domain.orders import LineRequest
 from monolith.entrypoints.deps import ReadUowDep, UowDep
 from monolith.entrypoints.schemas import Limit, Offset, OrderCreate, OrderIdPath
-from monolith.service_layer import commands, fulfilment
+from monolith.service_layer import commands
 from monolith.service_layer import orders as handlers
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
@@ -32,9 +32,3 @@ def get_order(order_id: OrderIdPath, member_id: CurrentMember, uow: ReadUowDep):
 @router.post("/{order_id}/cancel")
 def cancel_order(order_id: OrderIdPath, member_id: CurrentMember, uow: UowDep):
     return ok(handlers.cancel_order(commands.CancelOrder(member_id, order_id), uow))
-
-
-@router.get("/{order_id}/shipment")
-def get_shipment(order_id: OrderIdPath, member_id: CurrentMember, uow: ReadUowDep):
-    """Made by the order's PaymentCompleted event, cancelled by its PaymentRefunded."""
-    return ok(fulfilment.shipment_of(order_id, member_id, uow))
