@@ -94,7 +94,7 @@ def create_app(settings: MonolithSettings, *, seed: bool = True) -> FastAPI:
         app.state.consumers = [shipping, stock]
         app.state.readiness.add_check("legacy_db", lambda: ping(engine))
         stop = asyncio.Event()
-        recovery = asyncio.create_task(_recover(points, settings, stop))
+        recovery = asyncio.create_task(_recover(points, app.state.features, settings, stop))
         await relay.start()  # does not wait for the broker
         for consumer in app.state.consumers:
             await consumer.start()  # nor do these
@@ -129,12 +129,14 @@ def create_app(settings: MonolithSettings, *, seed: bool = True) -> FastAPI:
 
 
 async def _recover(
-    points: MemberServicePoints, settings: MonolithSettings, stop: asyncio.Event
+    points: MemberServicePoints, features: Features, settings: MonolithSettings, stop: asyncio.Event
 ) -> None:
-    """Gives back the debits a dead request left behind (service_layer/points.py)."""
+    """Gives back the debits a dead request left behind (service_layer/points.py), while the
+    monolith serves payments: once they moved, the payment service recovers its own."""
     while not stop.is_set():
         try:
-            await asyncio.to_thread(points.recover, settings.monolith_points_stale_seconds)
+            if features.values["payments"] == "serving":
+                await asyncio.to_thread(points.recover, settings.monolith_points_stale_seconds)
         except Exception:  # the loop must outlive a failed round; the next one retries
             log.exception("points debit recovery round failed")
         with suppress(TimeoutError):

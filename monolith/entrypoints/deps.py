@@ -3,17 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
 from libs.auth import TokenIssuer
 from libs.response import ApiError
-from monolith.service_layer.features import Features
+from monolith.service_layer.features import Features, Values
 from monolith.service_layer.points import Points
 from monolith.service_layer.unit_of_work import UnitOfWork
 
-MEMBER_SERVICE = {"feature": "members", "moved_to": "member-service", "path": "/api/members"}
+
+@dataclass(frozen=True)
+class Moved:
+    """A feature the monolith hands over to a service: its routes answer 410 FEATURE_MOVED
+    with these details while the feature is read-only (writes) or retired (everything)."""
+
+    feature: str
+    noun: str  # "member", the feature's thing, as the messages name it
+    moved_to: str
+    path: str
+
+    @property
+    def details(self) -> dict[str, str]:
+        return {"feature": self.feature, "moved_to": self.moved_to, "path": self.path}
+
+    def refusal(self, state: str) -> ApiError:
+        what = f"{self.noun}s" if state == "retired" else f"{self.noun} writes"
+        service = self.moved_to.replace("-", " ")
+        return ApiError(
+            410,
+            "FEATURE_MOVED",
+            f"{what.capitalize()} moved to the {service}: call {self.path} through the gateway.",
+            [self.details | {"state": state}],
+        )
+
+
+MEMBERS = Moved("members", "member", "member-service", "/api/members")
+ORDERS = Moved("orders", "order", "order-service", "/api/orders")
+PAYMENTS = Moved("payments", "payment", "payment-service", "/api/payments")
 
 
 def _uow(request: Request) -> UnitOfWork:
@@ -32,35 +61,44 @@ def _features(request: Request) -> Features:
     return request.app.state.features
 
 
-def member_feature(request: Request) -> Iterator[None]:
-    """Guards the monolith's member routes: held for the whole request, so a feature change
-    waits for writes under way. Login is a read, allowed while writes are moving."""
+def _guard(request: Request, moved: Moved, is_read: bool) -> Iterator[Values]:
+    """Held for the whole request, so a feature change waits for the writes under way; yields
+    every feature's value as held."""
     features: Features = request.app.state.features
     with features.switch.holding() as values:
-        state = values["members"]
-        is_read = request.method in ("GET", "HEAD") or request.url.path.endswith("/login")
+        state = values[moved.feature]
         if state == "retired" or (state == "read-only" and not is_read):
-            raise ApiError(
-                410,
-                "FEATURE_MOVED",
-                "Members moved to the member service: call /api/members through the gateway."
-                if state == "retired"
-                else "Member writes moved to the member service: call /api/members through "
-                "the gateway.",
-                [MEMBER_SERVICE | {"state": state}],
-            )
-        yield
+            raise moved.refusal(state)
+        yield values
 
 
-def _points(request: Request) -> Iterator[Points]:
-    """Where this payment's points go, held until the request ends (see features.py)."""
+def _is_read(request: Request) -> bool:
+    return request.method in ("GET", "HEAD")
+
+
+def member_feature(request: Request) -> Iterator[Values]:
+    """Guards the monolith's member routes. Login is a read, allowed while writes are
+    moving."""
+    is_read = _is_read(request) or request.url.path.endswith("/login")
+    yield from _guard(request, MEMBERS, is_read)
+
+
+def order_feature(request: Request) -> Iterator[Values]:
+    yield from _guard(request, ORDERS, _is_read(request))
+
+
+def payment_feature(request: Request) -> Iterator[Values]:
+    yield from _guard(request, PAYMENTS, _is_read(request))
+
+
+def _points(request: Request, values: Annotated[Values, Depends(payment_feature)]) -> Points:
+    """Where this payment's points go, as the payments guard holds the features until the
+    request ends (see features.py). The same hold, not a second one: a change waiting between
+    two holds of one request would wait for that request forever."""
     state = request.app.state
-    with state.features.switch.holding() as values:
-        yield (
-            state.member_service_points
-            if values["member_points"] == "member-service"
-            else (state.local_points)
-        )
+    if values["member_points"] == "member-service":
+        return state.member_service_points
+    return state.local_points
 
 
 UowDep = Annotated[UnitOfWork, Depends(_uow)]

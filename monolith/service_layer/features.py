@@ -7,6 +7,11 @@ members:        serving    the monolith's member API answers as it always did;
                 retired    every member route answers FEATURE_MOVED (single write).
 member_points:  local      payments and refunds move points in the legacy member tables;
                 member-service  they go to the member service through the points outbox.
+orders:         serving / read-only / retired, as members, for /api/orders (the order
+                service's dual and single write).
+payments:       serving / read-only / retired, as members, for /api/payments; once payments
+                are not served here, the payment service recovers the points debits and the
+                monolith's recovery loop stands still.
 
 All of them live in one `Switch`: a handler holds the values it started with until it ends,
 and a change waits for those handlers, so no write starts under one setting and commits under
@@ -26,6 +31,8 @@ from monolith.adapters.tables import features
 CHOICES: dict[str, tuple[str, ...]] = {
     "members": ("serving", "read-only", "retired"),
     "member_points": ("local", "member-service"),
+    "orders": ("serving", "read-only", "retired"),
+    "payments": ("serving", "read-only", "retired"),
 }
 DEFAULTS = {name: values[0] for name, values in CHOICES.items()}
 

@@ -324,7 +324,7 @@ CASES = [
         "/admin/features",
         "PUT",
         "/admin/features",
-        {"json": {"features": {"members": "retired", "orders": "off"}}, "admin": True},
+        {"json": {"features": {"members": "retired", "shipping": "off"}}, "admin": True},
         422,
         "UNKNOWN_FEATURE",
     ),

@@ -1,16 +1,17 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from libs.bearer import CurrentMember
 from libs.response import ok
 from monolith.domain.orders import LineRequest
-from monolith.entrypoints.deps import ReadUowDep, UowDep
+from monolith.entrypoints.deps import ReadUowDep, UowDep, order_feature
 from monolith.entrypoints.schemas import Limit, Offset, OrderCreate, OrderIdPath
 from monolith.service_layer import commands
 from monolith.service_layer import orders as handlers
 
-router = APIRouter(prefix="/api/orders", tags=["orders"])
+# Retired as orders move to the order service (features.py).
+router = APIRouter(prefix="/api/orders", tags=["orders"], dependencies=[Depends(order_feature)])
 
 
 @router.post("")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
 from libs.bearer import CurrentMember
 from libs.response import ok
@@ -9,13 +9,18 @@ from monolith.entrypoints.deps import (
     PointsDep,
     ReadUowDep,
     UowDep,
+    payment_feature,
 )
 from monolith.entrypoints.schemas import PaymentCreate, PaymentIdPath
 from monolith.service_layer import commands
 from monolith.service_layer import payments as handlers
 from monolith.service_layer.idempotency import Outcome
 
-router = APIRouter(prefix="/api/payments", tags=["payments"])
+# Retired as payments move to the payment service (features.py); the same hold of the
+# features tells a payment where its points go (deps._points).
+router = APIRouter(
+    prefix="/api/payments", tags=["payments"], dependencies=[Depends(payment_feature)]
+)
 
 
 def _announce(request: Request) -> None:
