@@ -25,9 +25,9 @@ from monolith.adapters.tables import (
 )
 from monolith.domain.holds import HELD, RELEASED
 from monolith.domain.orders import CANCELLED, HIDDEN, HOLDS_STOCK, PAID, PLACED, REFUNDED
-from monolith.domain.payments import CAPTURED
-from monolith.domain.payments import REFUNDED as PAYMENT_REFUNDED
 from monolith.service_layer.events import ORDERS_TOPIC
+from services.payment.domain.payments import CAPTURED
+from services.payment.domain.payments import REFUNDED as PAYMENT_REFUNDED
 
 _shown = orders.c.status.not_in(HIDDEN)  # the orders that are placed (not PENDING)
 

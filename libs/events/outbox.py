@@ -73,17 +73,20 @@ class Outbox:
     def add(self, conn: sa.Connection, topic: str, event: Event) -> None:
         """Queue `event` for `topic` in the transaction `conn` is in: it is published only if
         that transaction commits."""
-        conn.execute(
-            self.table.insert().values(
-                event_id=event.id,
-                topic=topic,
-                aggregate_type=event.aggregate_type,
-                aggregate_id=event.aggregate_id,
-                sequence=event.sequence,
-                type=event.type,
-                payload=event.to_bytes(),
-                created_at=datetime.now(UTC),
-            )
+        conn.execute(self.insert(topic, event))
+
+    def insert(self, topic: str, event: Event) -> sa.Insert:
+        """The row `add` writes, for a caller that runs statements its own way (an extracted
+        service's data door picks the DB: libs/extraction)."""
+        return self.table.insert().values(
+            event_id=event.id,
+            topic=topic,
+            aggregate_type=event.aggregate_type,
+            aggregate_id=event.aggregate_id,
+            sequence=event.sequence,
+            type=event.type,
+            payload=event.to_bytes(),
+            created_at=datetime.now(UTC),
         )
 
     def next_sequence(self, conn: sa.Connection, aggregate_type: str, aggregate_id: str) -> int:

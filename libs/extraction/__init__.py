@@ -10,6 +10,7 @@ from libs.extraction.runtime import (
     FrozenLegacyTables,
     LegacySchemaMissing,
     NewSchemaMissing,
+    every,
     extraction_runtime,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "ReadTransaction",
     "Reads",
     "create_extraction_app",
+    "every",
     "extraction_runtime",
 ]

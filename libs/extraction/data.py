@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from libs.dualwrite import DualWriter, MigrationSpec, Mode, ModeSwitch, WriteTransaction
+from libs.events.envelope import Event
+from libs.events.outbox import Outbox
 
 Builder = Callable[[sa.Table], sa.Executable]
 
@@ -65,6 +67,17 @@ class ExtractionData:
             conn = conn.execution_options(readonly=True)
             with conn.begin():
                 yield ReadTransaction(self.writer.spec, conn, legacy)
+
+    def announce(self, tx: WriteTransaction, outbox: Outbox, topic: str, event: Event) -> None:
+        """Queues `event` in the outbox of the DB whose commit makes the change real, in the
+        write's own transaction: the legacy DB's in shared mode (the service writes the
+        legacy DB, its outbox included, and the monolith's relay publishes what lands there),
+        the service's own from dual write on (its own relay publishes it; in dual mode the
+        same transaction also writes the legacy tables). Both outboxes have one shape
+        (libs/events/outbox.py), so `outbox` is the service's table."""
+        run = tx.new if tx.new is not None else tx.legacy
+        assert run is not None  # a write transaction always reaches at least one DB
+        run(outbox.insert(topic, event))
 
     # --- the live switch (shared -> dual -> single, and back one step at a time) ---
 

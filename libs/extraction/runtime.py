@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
@@ -137,3 +137,27 @@ def _refuse_frozen_legacy(writer: DualWriter, mode: Mode) -> None:
             f"cannot start in {mode} mode: the legacy tables {frozen} are frozen by single "
             "write; start in single mode (and switch to dual to roll back)"
         )
+
+
+@asynccontextmanager
+async def every(seconds: float, work: Callable[[], object], name: str) -> AsyncIterator[None]:
+    """Runs `work` in a thread every `seconds` until the block ends (a recovery round, a
+    sweep); a round that fails is logged and the next one runs anyway. The block's end waits
+    for the round under way."""
+    stop = asyncio.Event()
+
+    async def loop() -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(work)
+            except Exception:  # the loop must outlive a failed round; the next one retries
+                log.exception("%s: round failed", name)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
+
+    task = asyncio.create_task(loop(), name=name)
+    try:
+        yield
+    finally:
+        stop.set()
+        await task

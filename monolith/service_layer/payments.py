@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from libs.errors import NotFound
 from monolith.adapters.tables import payments
 from monolith.domain import orders as order_rules
-from monolith.domain import payments as rules
 from monolith.service_layer import commands, events, idempotency
 from monolith.service_layer.idempotency import Outcome
 from monolith.service_layer.orders import load as load_order
@@ -34,6 +33,7 @@ from monolith.service_layer.points import (
     Points,
 )
 from monolith.service_layer.unit_of_work import UnitOfWork
+from services.payment.domain import payments as rules
 
 
 def pay(cmd: commands.Pay, uow: UnitOfWork, points: Points) -> Outcome:

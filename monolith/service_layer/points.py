@@ -4,94 +4,55 @@ Local (the `member_points` feature is `local`): the legacy member tables, in the
 transaction. The member row is locked before its balance is read, so two payments of one
 member queue and the second sees what the first spent.
 
-Member service (`member-service`, from stage 3): the owner decides, and what it decides cannot
-be undone by the monolith's rollback, so each debit is a saga step of its own:
-
-    pending ──SpendPoints──> (the payment's transaction) ──> used
-       │  refused: nothing was taken ──────────────────────> refused
-       └─ the payment failed, the call's answer was lost, or the process died ─> cancelling
-                                                         ──CancelSpend──> cancelled
-
-- a debit (a points payment's spend; the take-back of the points a refunded card payment
-  earned) is a call to the member service made *before* the payment's transaction, under a
-  key minted for this attempt and committed to `point_spends` first. The key is not the
-  payment's id: the payment does not exist yet, and SQLite hands a rolled-back id out again;
-- the payment's transaction marks the debit used, only if it is still pending;
-- a payment that fails after its debit gives it back (CancelSpend, idempotent on the key, and
-  safe even before the spend arrived); what a dead process left pending is found by
-  `SpendRecovery` once it is older than any request can take, and given back the same way;
-- credits (the points a card payment earns, a refunded points payment's points) are not
-  calls: they travel as the payment's events and the member service applies them.
+Member service (`member-service`, from stage 3): the owner decides. Each debit is a saga step
+of its own, the member service's callers' saga (services/member/debits.py), with the attempts
+kept in the legacy DB's `point_spends`; credits travel as the payment's events.
 """
 
 from __future__ import annotations
 
-import logging
-import uuid
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Protocol
 
-import grpc
 import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
-from libs.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
-from libs.timeouts import remaining_seconds
+from libs.errors import NotFound
 from monolith.adapters.tables import members, point_spends
-from monolith.domain import payments as rules
 from monolith.service_layer.idempotency import Outcome
 from monolith.service_layer.members import change_points
 from monolith.service_layer.unit_of_work import UnitOfWork
 from services.member.client import BlockingMemberClient
+from services.member.debits import (
+    EARN,
+    REFUND,
+    SPEND,
+    TAKE_BACK,
+    Apply,
+    Build,
+    Check,
+    Checked,
+    Debit,
+    DebitAsk,
+    MemberDebits,
+    call_deadline,
+)
+from services.payment.domain import payments as rules
 
-log = logging.getLogger(__name__)
-
-EARN, SPEND, REFUND, TAKE_BACK = "earn", "spend", "refund", "take-back"
-PENDING, USED, REFUSED, CANCELLING, CANCELLED = (
-    "pending", "used", "refused", "cancelling", "cancelled",
-)  # fmt: skip
-# The member service said no for good: retrying cannot change its answer.
-REFUSALS = {
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.FAILED_PRECONDITION: Conflict,
-    grpc.StatusCode.INVALID_ARGUMENT: Invalid,
-}
-
-
-@dataclass(frozen=True)
-class DebitAsk:
-    """The points a payment or refund must take from the member before it can commit."""
-
-    member_id: int
-    amount: int
-    reason: str  # SPEND or TAKE_BACK
-    order_id: int
-    payment_id: int | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Debit(DebitAsk):
-    """One debit asked of the member service, as `point_spends` holds it: the ask, and the
-    key minted for this attempt."""
-
-    key: str
-
-
-@dataclass(frozen=True)
-class Checked:
-    """What a command's checks found, under the locks of the transaction they ran in: the
-    answer of an earlier identical request (then nothing else happens), the locked row the
-    change starts from, and the debit it needs, if any."""
-
-    earlier: Outcome | None
-    row: dict[str, Any]
-    debit: DebitAsk | None = None
-
-
-Check = Callable[[sa.Connection], Checked]
-Apply = Callable[[sa.Connection, dict[str, Any], "Debit | None"], Outcome]
+__all__ = [
+    "EARN",
+    "REFUND",
+    "SPEND",
+    "TAKE_BACK",
+    "Checked",
+    "Debit",
+    "DebitAsk",
+    "LocalPoints",
+    "MemberServicePoints",
+    "Points",
+    "call_deadline",
+]
 
 
 class Points(Protocol):
@@ -150,75 +111,35 @@ class LocalPoints:
                 change_points(conn, member_id, delta, reason, payment_id)
 
 
-def call_deadline(configured: float) -> float:
-    """The deadline of a call made for the current request: what is left of the request's
-    own budget (its server limit, or the shorter X-Shop-Deadline-Ms its caller sent) when
-    that is shorter than the call's configured timeout. A call given 2 s by a request with
-    300 ms left would go on after the caller has been answered 504."""
-    left = remaining_seconds()
-    return configured if left is None else max(min(configured, left), 0.001)
+class LegacySpendLog:
+    """`point_spends` in the legacy DB."""
 
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
 
-@dataclass(frozen=True)
-class SpendMetrics:
-    debits: Counter
-    unsettled: Gauge
+    def write(self, tx: sa.Connection, build: Build) -> sa.CursorResult:
+        return tx.execute(build(point_spends))
+
+    def write_alone(self, build: Build) -> sa.CursorResult:
+        with self.engine.begin() as conn:
+            return conn.execute(build(point_spends))
+
+    def read(self, build: Build) -> Sequence[sa.Row]:
+        with self.engine.connect() as conn:
+            return conn.execute(build(point_spends)).all()
 
 
 class MemberServicePoints:
-    """The member service decides every debit (a gRPC call keyed by the attempt); credits
-    follow from the payment's events."""
+    """The member service decides every debit; credits follow from the payment's events."""
 
     def __init__(
         self, engine: sa.Engine, client: BlockingMemberClient, registry: CollectorRegistry
     ) -> None:
         self.engine, self.client = engine, client
-        self.metrics = SpendMetrics(
-            Counter(
-                "shop_points_debits",
-                "Debits asked of the member service, by outcome: spent, refused, "
-                "given_back (the payment then failed, or the answer was lost) and "
-                "give_back_failed (to be retried by the recovery).",
-                ["outcome"],
-                registry=registry,
-            ),
-            Gauge(
-                "shop_points_debits_unsettled",
-                "Debits pending or being given back: not yet used by a payment or returned.",
-                registry=registry,
-            ),
-        )
-        self.metrics.unsettled.set_function(self.unsettled)
+        self.debits = MemberDebits(LegacySpendLog(engine), client, registry)
 
     def run(self, uow: UnitOfWork, check: Check, apply: Apply) -> Outcome:
-        """Without a debit, one transaction. With one: the attempt is committed, the member
-        service takes the points, then the checks run again and the change commits in a
-        second transaction; if that does not commit, or an identical request committed in
-        between, the points go back."""
-        with uow:
-            checked = check(uow.conn)
-            if checked.earlier:
-                return checked.earlier
-            if checked.debit is None:
-                outcome = apply(uow.conn, checked.row, None)
-                uow.commit()
-                return outcome
-            debit = self.intend(uow.conn, **asdict(checked.debit))
-            uow.commit()
-        self.debit(debit)
-        try:
-            with uow:
-                checked = check(uow.conn)
-                if not checked.earlier:
-                    outcome = apply(uow.conn, checked.row, debit)
-                    uow.commit()
-        except BaseException:
-            self.give_back(debit)  # after the rollback: SQLite's write lock is free again
-            raise
-        if checked.earlier:  # the same request committed meanwhile: its payment stands
-            self.give_back(debit)
-            return checked.earlier
-        return outcome
+        return self.debits.run(lambda: _committing(uow), check, apply)
 
     def settle(
         self,
@@ -228,20 +149,8 @@ class MemberServicePoints:
         changes: dict[str, int],
         debit: Debit | None,
     ) -> None:
-        """In the payment's transaction: its debit (already taken) becomes used, unless the
-        recovery found it stale and is giving it back. The credits are the events' job."""
-        if debit is None:
-            return
-        used = conn.execute(
-            point_spends.update()
-            .where(point_spends.c.key == debit.key, point_spends.c.status == PENDING)
-            .values(status=USED, payment_id=payment_id, updated_at=_now())
-        )
-        if used.rowcount != 1:
-            raise Unavailable(
-                "POINTS_DEBIT_EXPIRED",
-                "The points were taken too long ago and are being given back; pay again.",
-            )
+        """The debit (already taken) becomes used; the credits are the events' job."""
+        self.debits.use(conn, debit, payment_id)
 
     def intend(
         self,
@@ -252,142 +161,24 @@ class MemberServicePoints:
         order_id: int,
         payment_id: int | None = None,
     ) -> Debit:
-        """Writes the attempt in the caller's transaction, which must commit before `debit`:
-        from then on nothing can lose track of it."""
-        debit = Debit(member_id, amount, reason, order_id, payment_id, key=str(uuid.uuid4()))
-        now = _now()
-        conn.execute(
-            point_spends.insert().values(
-                key=debit.key,
-                member_id=member_id,
-                amount=amount,
-                reason=reason,
-                order_id=order_id,
-                payment_id=payment_id,
-                status=PENDING,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        return debit
+        """The saga's first step alone (services/member/debits.py)."""
+        return self.debits.intend(conn, DebitAsk(member_id, amount, reason, order_id, payment_id))
 
     def debit(self, debit: Debit) -> None:
-        """Takes the points, or raises the member service's refusal (the attempt is then
-        `refused`) or Unavailable when the answer is unknown (the attempt is given back)."""
-        try:
-            self.client.spend_points(
-                debit.member_id,
-                debit.amount,
-                debit.key,
-                debit.reason,
-                debit.payment_id,
-                timeout=call_deadline(self.client.timeout),
-            )
-        except grpc.RpcError as exc:
-            refusal = REFUSALS.get(exc.code())
-            if refusal is None:  # it may have been applied: take no chances, give it back
-                self.give_back(debit)
-                raise Unavailable(
-                    "MEMBER_SERVICE_UNAVAILABLE",
-                    f"The member service did not answer the points debit: {exc.code().name}.",
-                ) from exc
-            self._set(debit.key, REFUSED, error=exc.details())
-            self.metrics.debits.labels("refused").inc()
-            raise _refusal(refusal, exc.details() or "", debit) from exc
-        self.metrics.debits.labels("spent").inc()
-
-    def give_back(self, debit: Debit) -> None:
-        """Never raises: a give-back that fails stays `cancelling` for the recovery."""
-        try:
-            if self._set(debit.key, CANCELLING, only_from=PENDING):
-                self._cancel(debit.key, debit.member_id)
-        except Exception:
-            log.exception("points debit %s: give-back failed, the recovery retries it", debit.key)
+        self.debits.debit(debit)
 
     def recover(self, stale_after: float) -> int:
-        """Gives back what a dead request left: debits pending for longer than any request
-        takes, and give-backs that failed. Returns how many it gave back."""
-        now = _now()
-        stale, retry = now - timedelta(seconds=stale_after), now - timedelta(seconds=1)
-        t = point_spends
-        query = sa.select(t.c.key, t.c.member_id, t.c.status).where(
-            sa.or_(
-                sa.and_(t.c.status == PENDING, t.c.updated_at < stale),
-                sa.and_(t.c.status == CANCELLING, t.c.updated_at < retry),
-            )
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(t.c.created_at).limit(200)).all()
-        given = 0
-        for key, member_id, status in rows:
-            if status == PENDING and not self._set(key, CANCELLING, only_from=PENDING):
-                continue  # its payment used it meanwhile
-            try:
-                self._cancel(key, member_id)
-                given += 1
-            except Exception:
-                log.exception("points debit %s: give-back failed, retried next round", key)
-        return given
+        return self.debits.recover(stale_after)
 
     def unsettled(self) -> int:
-        with self.engine.connect() as conn:
-            query = sa.select(sa.func.count()).where(
-                point_spends.c.status.in_((PENDING, CANCELLING))
-            )
-            return conn.scalar(query.select_from(point_spends)) or 0
+        return self.debits.unsettled()
 
     def state(self) -> dict:
-        """For the admin API: counts per status, and the give-backs still failing."""
-        t = point_spends
-        with self.engine.connect() as conn:
-            per_status = sa.select(t.c.status, sa.func.count()).group_by(t.c.status)
-            counts = {status: n for status, n in conn.execute(per_status).all()}
-            failing = (
-                conn.execute(
-                    sa.select(t.c.key, t.c.member_id, t.c.amount, t.c.attempts, t.c.last_error)
-                    .where(t.c.status == CANCELLING)
-                    .order_by(t.c.created_at)
-                    .limit(100)
-                )
-                .mappings()
-                .all()
-            )
-        return {"counts": counts, "giving_back": [dict(row) for row in failing]}
-
-    def _cancel(self, key: str, member_id: int) -> None:
-        try:
-            self.client.cancel_spend(member_id, key)
-        except grpc.RpcError as exc:
-            self.metrics.debits.labels("give_back_failed").inc()
-            self._set(key, CANCELLING, error=f"{exc.code().name}: {exc.details()}")
-            raise
-        self._set(key, CANCELLED)
-        self.metrics.debits.labels("given_back").inc()
-
-    def _set(
-        self, key: str, status: str, *, only_from: str | None = None, error: str | None = None
-    ) -> bool:
-        t = point_spends
-        values = {"status": status, "updated_at": _now(), "last_error": error and error[:200]}
-        if error is not None:
-            values["attempts"] = t.c.attempts + 1
-        update = t.update().where(t.c.key == key).values(**values)
-        if only_from is not None:
-            update = update.where(t.c.status == only_from)
-        with self.engine.begin() as conn:
-            return conn.execute(update).rowcount == 1
+        return self.debits.state()
 
 
-def _refusal(kind: type[DomainError], details: str, debit: Debit) -> DomainError:
-    code, _, message = details.partition(": ")
-    if code == "INSUFFICIENT_POINTS" and debit.reason == TAKE_BACK:
-        return Conflict(
-            "POINTS_ALREADY_SPENT",
-            f"The payment earned {debit.amount} points but they were spent, so it cannot be "
-            "refunded.",
-        )
-    return kind(code or "POINTS_REFUSED", message or details)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+@contextmanager
+def _committing(uow: UnitOfWork) -> Iterator[sa.Connection]:
+    with uow:
+        yield uow.conn
+        uow.commit()

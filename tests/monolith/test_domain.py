@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from libs.errors import Conflict, Invalid
-from monolith.domain import orders, payments
+from monolith.domain import orders
+from services.payment.domain import payments
 
 
 def test_an_order_total_is_the_sum_of_its_lines():

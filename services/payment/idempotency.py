@@ -1,0 +1,76 @@
+"""Idempotency keys: a retried payment (same key) returns the first result instead of charging
+twice. The key is stored in the same transaction as the payment it describes, so either both
+exist or neither does. Where the table is read and written is the caller's (`Keys`): the
+monolith's connection, or the payment service's data door."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from libs.errors import Invalid
+
+Build = Callable[[sa.Table], sa.Executable]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class Keys(Protocol):
+    def read(self, build: Build) -> sa.Result: ...
+
+    def write(self, build: Build) -> sa.CursorResult: ...
+
+
+def fingerprint(operation: str, **request: Any) -> str:
+    return hashlib.sha256(json.dumps([operation, request], sort_keys=True).encode()).hexdigest()
+
+
+def replay(
+    keys: Keys, member_id: int, key: str | None, operation: str, request_hash: str
+) -> Outcome | None:
+    if key is None:
+        return None
+    row = (
+        keys.read(lambda t: sa.select(t).where(t.c.member_id == member_id, t.c.key == key))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    if row["operation"] != operation or row["request_hash"] != request_hash:
+        raise Invalid(
+            "IDEMPOTENCY_KEY_REUSED",
+            "This Idempotency-Key was already used for a different request.",
+        )
+    return Outcome(row["status_code"], row["response"], replayed=True)
+
+
+def remember(
+    keys: Keys,
+    member_id: int,
+    key: str | None,
+    operation: str,
+    request_hash: str,
+    outcome: Outcome,
+) -> None:
+    if key is None:
+        return
+    values = {"member_id": member_id, "key": key, "operation": operation}
+    values |= {"request_hash": request_hash, "status_code": outcome.status}
+    values |= {"response": outcome.body, "created_at": datetime.now(UTC)}
+    keys.write(lambda t: t.insert().values(**values))
+
+
+def jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime | date) else v for k, v in row.items()}
