@@ -14,6 +14,7 @@ PREFIXES: dict[str, str] = {
     "products": "/api/products",
     "orders": "/api/orders",
     "payments": "/api/payments",
+    "shipments": "/api/shipments",
     "views": "/api/views",
 }
 

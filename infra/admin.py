@@ -30,6 +30,8 @@ class AdminClient:
         self.http.close()
 
     def call(self, process: str, method: str, path: str, body: Any = None) -> Any:
+        if process not in self.urls:  # a process this system does not run (yet)
+            raise AdminUnreachable(f"{process}: no address known")
         url = f"{self.urls[process]}{path}"
         try:
             return parse_envelope(self.http.request(method, url, json=body))
@@ -37,6 +39,8 @@ class AdminClient:
             raise AdminUnreachable(f"{process} at {url}: {exc!r}") from exc
 
     def ready(self, process: str) -> bool:
+        if process not in self.urls:
+            return False
         try:
             return self.http.get(f"{self.urls[process]}/health/ready").status_code == 200
         except httpx.HTTPError:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from infra.settings import ServiceSettings, SharedSettings
+from infra.settings import OrderServiceSettings, ServiceSettings, SharedSettings
 from libs.dualwrite import MigrationSpec
 from libs.extraction import ExtractionConfig
 
@@ -35,6 +35,9 @@ class Service:
     factory: str  # "package.module:function", called with its settings, returns the ASGI app
     settings: type[ServiceSettings]  # ServiceSettings.declare(prefix, port=..., ...)
     owns: str  # one line for `shop up`: what it owns
+    # The processes it calls, each with its settings' call timeouts (SHOP_<PREFIX>_CALL_*):
+    # checked at start-up against the callee's own limit.
+    calls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,15 +62,27 @@ class Extraction:
     first_share: int = 10  # percent of the routes on the service in the shared-DB stage
     ramp: tuple[int, ...] = (50, 100)  # the metric-gated ramp's steps to all traffic
     texts: Mapping[Phase, StageText] = field(default_factory=dict)
+    # Extractions that name the same wave, one after the other in EXTRACTIONS, walk their
+    # four stages together (orders and payments: "commerce"); the wave's texts are its first
+    # extraction's. Empty: a wave of its own.
+    wave: str = ""
+
+    @property
+    def wave_name(self) -> str:
+        return self.wave or self.name
 
     def migration(self) -> MigrationSpec:
         module, _, attribute = self.spec.partition(":")
         return getattr(importlib.import_module(module), attribute)
 
-    def text(self, phase: Phase) -> StageText:
+    def text(self, phase: Phase, wave: tuple[Extraction, ...] = ()) -> StageText:
+        """`wave`: the extractions walked with this one (itself first), which the generated
+        texts name together."""
         if phase in self.texts:
             return self.texts[phase]
-        routes, service = ", ".join(self.routes), self.service.name
+        wave = wave or (self,)
+        routes = ", ".join(r for e in wave for r in e.routes)
+        service = " + ".join(e.service.name for e in wave)
         share = f"{100 - self.first_share}:{self.first_share}"
         return {
             "shared": StageText(
@@ -165,8 +180,88 @@ MEMBERS = Extraction(
     },
 )
 
+# Orders and payments move together ("commerce"), each to its own service and DB: the same
+# four steps, taken by both in each stage.
+ORDERS = Extraction(
+    name="orders",
+    service=Service(
+        "order-service",
+        "services.order.entrypoints.app:create_app",
+        OrderServiceSettings.declare("order", port=8012, grpc_port=50052),
+        "order DB: orders, order lines (stock held at the monolith's catalogue)",
+        calls=("monolith",),
+    ),
+    spec="services.order.adapters.migration:ORDERS",
+    routes={"orders": "/api/orders"},
+    features={
+        "before": (("orders", "serving"),),
+        "dual": (("orders", "read-only"),),
+        "single": (("orders", "retired"),),
+    },
+    wave="commerce",
+    texts={
+        "shared": StageText(
+            "commerce shared DB",
+            "order and payment routes 9:1 monolith : order-service, payment-service",
+            "both services read and write the legacy DB; the batch sync copies orders and "
+            "payments to their DBs; stock is held at the monolith's catalogue",
+            "shop_sync_lag_seconds on both services; the console's order and payment splits",
+        ),
+        "ramp": StageText(
+            "commerce ramp",
+            "order and payment routes 9:1 -> 5:5 -> 0:10, metric-gated, rolled back on a breach",
+            "as stage 5",
+            "the ramps' history in the console; error rate and p99 per backend",
+        ),
+        "dual": StageText(
+            "commerce dual write",
+            "order and payment routes 0:10; the monolith's order and payment writes refused",
+            "every order, order line and payment write hits both DBs in one transaction; "
+            "the sync jobs stopped; events from the services' own outboxes",
+            "shop_dual_write_transactions_total; `shop reconcile orders` and `shop reconcile "
+            "payments` report no drift",
+        ),
+        "single": StageText(
+            "commerce single write",
+            "order and payment routes 0:10; the monolith's order and payment features retired",
+            "the order and payment DBs only; the legacy order and payment tables frozen",
+            "the monolith's /api/orders and /api/payments answer 410 FEATURE_MOVED",
+        ),
+    },
+)
+
+PAYMENTS = Extraction(
+    name="payments",
+    service=Service(
+        "payment-service",
+        "services.payment.entrypoints.app:create_app",
+        ServiceSettings.declare("payment", port=8013, grpc_port=50053),
+        "payment DB: payments, idempotency keys, points debits",
+        calls=("order-service", "member-service"),
+    ),
+    spec="services.payment.adapters.migration:PAYMENTS",
+    routes={"payments": "/api/payments"},
+    features={
+        "before": (("payments", "serving"),),
+        "dual": (("payments", "read-only"),),
+        "single": (("payments", "retired"),),
+    },
+    wave="commerce",
+)
+
 # In the order they are migrated: the stages follow it.
-EXTRACTIONS: tuple[Extraction, ...] = (MEMBERS,)
+EXTRACTIONS: tuple[Extraction, ...] = (MEMBERS, ORDERS, PAYMENTS)
+
+
+def waves(extractions: tuple[Extraction, ...]) -> list[tuple[Extraction, ...]]:
+    """The extractions grouped as they are walked: consecutive ones naming the same wave."""
+    grouped: list[list[Extraction]] = []
+    for e in extractions:
+        if grouped and grouped[-1][0].wave_name == e.wave_name:
+            grouped[-1].append(e)
+        else:
+            grouped.append([e])
+    return [tuple(group) for group in grouped]
 
 
 def by_name(extractions: tuple[Extraction, ...] = EXTRACTIONS) -> dict[str, Extraction]:

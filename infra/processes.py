@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from infra.extractions import EXTRACTIONS, PHASES, Extraction
+from infra.extractions import EXTRACTIONS, PHASES, Extraction, waves
 from infra.settings import GatewaySettings, MonolithSettings, SharedSettings, load_settings
 from libs.timeouts import Edge, check_budgets
 
@@ -68,17 +68,18 @@ def processes_of(extractions: tuple[Extraction, ...]) -> dict[str, ProcessSpec]:
             0,
         ),
     }
-    for index, extraction in enumerate(extractions):
-        service = extraction.service
-        table[service.name] = ProcessSpec(
-            service.name,
-            service.factory,
-            service.settings,
-            "port",
-            "server_limit",
-            service.owns,
-            1 + len(PHASES) * index,
-        )
+    for index, wave in enumerate(waves(extractions)):
+        for extraction in wave:
+            service = extraction.service
+            table[service.name] = ProcessSpec(
+                service.name,
+                service.factory,
+                service.settings,
+                "port",
+                "server_limit",
+                service.owns,
+                1 + len(PHASES) * index,
+            )
     return table
 
 
@@ -101,10 +102,20 @@ def grpc_target(service: str, processes: Mapping[str, ProcessSpec] = PROCESSES) 
     return processes[service].load().grpc_target
 
 
-def call_edges(gateway: GatewaySettings, processes: Mapping[str, ProcessSpec]) -> list[Edge]:
-    """The gateway calls every other process with its read timeout."""
+def call_edges(
+    gateway: GatewaySettings,
+    processes: Mapping[str, ProcessSpec],
+    extractions: tuple[Extraction, ...] = EXTRACTIONS,
+) -> list[Edge]:
+    """The gateway calls every other process with its read timeout; each service calls the
+    processes its declaration names with its own call timeouts."""
     timeouts = gateway.gateway_timeouts
-    return [Edge("gateway", name, timeouts) for name in processes if name != "gateway"]
+    edges = [Edge("gateway", name, timeouts) for name in processes if name != "gateway"]
+    for e in extractions:
+        if e.service.calls and e.service.name in processes:
+            own = processes[e.service.name].load()
+            edges += [Edge(e.service.name, callee, own.call_timeouts) for callee in e.service.calls]
+    return edges
 
 
 def check_process_budgets(name: str, processes: Mapping[str, ProcessSpec] = PROCESSES) -> None:

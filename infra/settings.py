@@ -224,6 +224,17 @@ class ServiceSettings(SharedSettings):
     # replica its own stable id and a restart within the session timeout rebalances nothing.
     # Unset: a dynamic member, which rebalances on every restart.
     group_instance_id: str | None = None
+    # Every call it makes to another process (its declaration's `calls`): connect and read
+    # timeout, or gRPC deadline. The read timeout must be longer than the callee's own limit
+    # (checked at start-up), so the callee answers, even if only its 504, before the caller
+    # gives up; a call made for a request gets what is left of that request's budget when
+    # that is shorter, and passes it on as the callee's deadline.
+    call_connect_timeout: float = Field(1.0, gt=0)
+    call_timeout: float = Field(5.5, gt=0)
+    # A saga step still unfinished after this long was left by a request that died (no
+    # request lives longer than its server limit): the recovery, every interval, undoes it.
+    stale_seconds: float = Field(30.0, gt=0)
+    recovery_interval: float = Field(5.0, gt=0)
 
     @cached_property
     def db(self) -> str:
@@ -232,6 +243,20 @@ class ServiceSettings(SharedSettings):
     @property
     def grpc_target(self) -> str:
         return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def call_timeouts(self) -> CallTimeouts:
+        return CallTimeouts(self.call_connect_timeout, self.call_timeout)
+
+    @model_validator(mode="after")
+    def _recovery_after_requests(self) -> Any:
+        if self.stale_seconds <= self.server_limit:
+            raise ValueError(
+                f"{self.variable('stale_seconds')} must be above "
+                f"{self.variable('server_limit')}: a step is stale only once no request could "
+                "still be working on it"
+            )
+        return self
 
     @classmethod
     def declare(
@@ -242,7 +267,7 @@ class ServiceSettings(SharedSettings):
         defaults |= {"port": port, "grpc_port": grpc_port}
         db_file = defaults.pop("db_file", f"{prefix}.db")
         fields: dict[str, Any] = {}
-        for name, info in ServiceSettings.model_fields.items():
+        for name, info in cls.model_fields.items():
             if name in SharedSettings.model_fields:
                 continue
             variable = f"SHOP_{prefix.upper()}_{name.upper()}"
@@ -259,6 +284,13 @@ class ServiceSettings(SharedSettings):
     @classmethod
     def variable(cls, field: str) -> str:
         return f"SHOP_{cls.prefix.upper()}_{field.upper()}"
+
+
+class OrderServiceSettings(ServiceSettings):
+    """The order service's own, beside every service's: an order left unpaid this long is
+    cancelled, and its stock released (SHOP_ORDER_UNPAID_ORDER_SECONDS)."""
+
+    unpaid_order_seconds: float = Field(1800.0, gt=0)
 
 
 B = TypeVar("B", bound=BaseSettings)

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import httpx
 
 from infra.admin import AdminClient, AdminUnreachable
-from infra.extractions import EXTRACTIONS, PHASES, Extraction, Phase
+from infra.extractions import EXTRACTIONS, PHASES, Extraction, Phase, waves
 from infra.processes import PROCESSES, ProcessSpec
 from infra.processes import urls as process_urls
 from libs.response import ServiceError
@@ -202,13 +202,15 @@ class Stage:
     steps: tuple[Step, ...]
     needs: tuple[str, ...] = ()  # processes that must be running
     watch: str = ""  # what to look at while the stage runs
-    extraction: str = ""  # the extraction it moves (none for stage 0)
+    extraction: str = ""  # the wave it moves: an extraction's name, or its wave's
     phase: Phase | None = None
+    extractions: tuple[str, ...] = ()  # the extractions it moves (one, or a wave's)
 
 
 def stages_of(extractions: tuple[Extraction, ...]) -> tuple[Stage, ...]:
-    """Stage 0 (everything on the monolith), then four stages per extraction, in order:
-    shared DB + the first share, the metric-gated ramp, dual write, single write."""
+    """Stage 0 (everything on the monolith), then four stages per wave of extractions, in
+    order: shared DB + the first share, the metric-gated ramp, dual write, single write. The
+    extractions of one wave take each step together, in their declared order."""
     base = ("gateway", "monolith")
     zero: list[Step] = []
     for e in extractions:
@@ -216,45 +218,59 @@ def stages_of(extractions: tuple[Extraction, ...]) -> tuple[Stage, ...]:
         zero += [Feature("monolith", name, value) for name, value in e.features.get("before", ())]
     stages = [Stage(0, "monolith", "all to the monolith", "legacy DB only", tuple(zero), base)]
     needs: tuple[str, ...] = base
-    for e in extractions:
-        service = e.service.name
-        needs = (*needs, service)
-        share = {"monolith": 100 - e.first_share, service: e.first_share}
-        every = {"monolith": 0, service: 100}
-
-        def flips(phase: Phase, e: Extraction = e) -> tuple[Step, ...]:
-            return tuple(Feature("monolith", n, v) for n, v in e.features.get(phase, ()))
-
-        steps: dict[Phase, tuple[Step, ...]] = {
-            "shared": (DataMode(service, "shared"), *(Weights(r, share) for r in e.routes)),
-            "ramp": tuple(Weights(r, every, ramp=e.ramp) for r in e.routes),
-            "dual": (*flips("dual"), DataMode(service, "dual")),
-            "single": (*flips("single"), DataMode(service, "single")),
-        }
+    for wave in waves(extractions):
+        needs = (*needs, *(e.service.name for e in wave))
+        steps: dict[Phase, list[Step]] = {phase: [] for phase in PHASES}
+        for e in wave:
+            for phase, taken in _steps(e).items():
+                steps[phase] += taken
         for phase in PHASES:
-            text = e.text(phase)
+            text = wave[0].text(phase, wave)
             stages.append(
                 Stage(
                     len(stages),
                     text.name,
                     text.traffic,
                     text.data,
-                    steps[phase],
+                    tuple(steps[phase]),
                     needs,
                     text.watch,
-                    extraction=e.name,
+                    extraction=wave[0].wave_name,
                     phase=phase,
+                    extractions=tuple(e.name for e in wave),
                 )
             )
     return tuple(stages)
+
+
+def _steps(e: Extraction) -> dict[Phase, tuple[Step, ...]]:
+    """One extraction's part of each of its wave's stages."""
+    service = e.service.name
+    share = {"monolith": 100 - e.first_share, service: e.first_share}
+    every = {"monolith": 0, service: 100}
+
+    def flips(phase: Phase) -> tuple[Step, ...]:
+        return tuple(Feature("monolith", n, v) for n, v in e.features.get(phase, ()))
+
+    return {
+        "shared": (DataMode(service, "shared"), *(Weights(r, share) for r in e.routes)),
+        "ramp": tuple(Weights(r, every, ramp=e.ramp) for r in e.routes),
+        "dual": (*flips("dual"), DataMode(service, "dual")),
+        "single": (*flips("single"), DataMode(service, "single")),
+    }
 
 
 STAGES: tuple[Stage, ...] = stages_of(EXTRACTIONS)
 
 
 def phase_reached(number: int, extraction: str, stages: tuple[Stage, ...] = STAGES) -> Phase | None:
-    """How far an extraction has come at stage `number`: its latest phase, None before it."""
-    phases = [s.phase for s in stages[: number + 1] if s.extraction == extraction]
+    """How far an extraction (or a wave) has come at stage `number`: its latest phase, None
+    before it."""
+    phases = [
+        s.phase
+        for s in stages[: number + 1]
+        if s.extraction == extraction or extraction in s.extractions
+    ]
     return phases[-1] if phases else None
 
 

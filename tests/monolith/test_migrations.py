@@ -63,7 +63,7 @@ def test_upgrading_twice_is_harmless(engine):
     upgrade(engine)
     upgrade(engine)
     with engine.connect() as conn:
-        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0006"
+        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0007"
 
 
 ORDER = (
@@ -162,3 +162,31 @@ def test_migration_0006_gives_every_order_the_stock_hold_its_status_implies(engi
 
 def _json(value):
     return json.loads(value) if isinstance(value, str) else value
+
+
+PAYMENT = (
+    "INSERT INTO payments (order_id, member_id, amount, method, status, points_earned,"
+    " points_spent, created_at, updated_at)"
+    " VALUES (4242, 1, 1000, 'card', 'CAPTURED', 10, 0, :now, :now)"
+)
+
+
+def test_migration_0007_captures_commerce_changes_and_lets_payments_name_any_order(engine):
+    """Orders and payments move to two services: a payment keeps its order's id without a
+    foreign key (an order placed after the orders' cutover is not in the legacy table), and
+    every change to the moving tables is captured for their sync jobs."""
+    upgrade(engine, "0006")
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.text(PAYMENT), {"now": datetime.now(UTC)})
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text(PAYMENT), {"now": datetime.now(UTC)})
+        conn.execute(sa.text(ORDER), {"now": datetime.now(UTC)})
+    with engine.connect() as conn:
+        captured = conn.execute(sa.text("SELECT table_name FROM dualwrite_changes")).scalars()
+        assert {"payments", "orders"} <= set(captured)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM payments"))
+    downgrade(engine, "0006")
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.text(PAYMENT), {"now": datetime.now(UTC)})

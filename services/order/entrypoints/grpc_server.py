@@ -1,0 +1,44 @@
+"""The gRPC face of the order service: the order a payment is for, on the payment service's
+hot path. It runs the same handler as the HTTP API, through the same data mode."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from libs.errors import NotFound
+from libs.extraction import ExtractionData
+from protos.shop.order.v1 import order_pb2, order_pb2_grpc
+from services.order.service_layer import orders as handlers
+
+
+class OrderServicer(order_pb2_grpc.OrderServiceServicer):
+    def __init__(self, data: ExtractionData) -> None:
+        self.data = data
+
+    async def GetOrder(self, request, context: grpc.aio.ServicerContext):
+        try:
+            order = await asyncio.to_thread(
+                handlers.get_order, request.order_id, request.member_id, self.data
+            )
+        except NotFound as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"{exc.code}: {exc.message}")
+        return to_message(order)
+
+
+def to_message(order: dict[str, Any]) -> order_pb2.Order:
+    times = {k: order[k].isoformat() for k in ("created_at", "updated_at")}
+    lines = [order_pb2.OrderLine(**line) for line in order["lines"]]
+    fields = {k: order[k] for k in ("id", "member_id", "status", "total")}
+    return order_pb2.Order(**fields, **times, lines=lines)
+
+
+async def start_grpc(data: ExtractionData, host: str, port: int) -> grpc.aio.Server:
+    server = grpc.aio.server()
+    order_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(data), server)
+    if server.add_insecure_port(f"{host}:{port}") == 0:
+        raise OSError(f"gRPC cannot listen on {host}:{port}")
+    await server.start()
+    return server
