@@ -1,7 +1,9 @@
 """The continuous mixed load the stage walk runs under: members signing up, logging in,
-updating their profile and reading it, and ordering and paying (their payments move points,
-the coupling between the monolith and the member service). It never stops while a stage is
-applied; it pauses only while a stage's checks read the databases.
+updating their profile and reading it, and ordering: placing orders, cancelling some, paying
+the others by card or with points, retrying payments with the same Idempotency-Key, refunding
+some. Payments move points (the coupling with the member service) and stock (the coupling
+with the catalogue, which stays in the monolith). It never stops while a stage is applied; it
+pauses only while a stage's checks read the databases.
 
 Every write the system acknowledges is remembered (`Acked`), so each stage can check that it
 is in the database the stage says owns it."""
@@ -16,15 +18,16 @@ from dataclasses import dataclass, field
 from infra.demo.client import ShopClient
 
 PASSWORD = "mixed-password"
-# Refusals the load provokes on purpose: a hot item selling out.
-EXPECTED = {"OUT_OF_STOCK"}
+# Refusals the load provokes on purpose: a hot item selling out, a points payment larger than
+# the balance.
+EXPECTED = {"OUT_OF_STOCK", "INSUFFICIENT_POINTS"}
 ACTIONS = (
     ("signup", 8),
     ("login", 8),
     ("profile", 20),
     ("read", 24),
     ("points", 10),
-    ("order", 30),
+    ("order", 40),
 )
 
 
@@ -35,12 +38,23 @@ class Member:
     token: str
 
 
+@dataclass(frozen=True)
+class AckedPayment:
+    member: int
+    order: int
+    points_earned: int
+    key: str  # its Idempotency-Key
+
+
 @dataclass
 class Acked:
     members: dict[int, str] = field(default_factory=dict)  # id -> email
     profiles: dict[int, str] = field(default_factory=dict)  # id -> the last name acknowledged
-    payments: dict[int, tuple[int, int]] = field(default_factory=dict)  # id -> (member, points)
-    refunds: set[int] = field(default_factory=set)
+    orders: dict[int, int] = field(default_factory=dict)  # id -> total
+    cancels: set[int] = field(default_factory=set)  # order ids
+    payments: dict[int, AckedPayment] = field(default_factory=dict)
+    refunds: set[int] = field(default_factory=set)  # payment ids
+    retries: int = 0  # payments sent again with their key, each answered the first result
 
 
 @dataclass
@@ -155,20 +169,43 @@ class MixedLoad:
         )
         if not self._ok(placed, 201, "place order"):
             return
-        key = {"Idempotency-Key": f"mixed-{uuid.uuid4()}"}
-        body = {"order_id": placed.data["id"], "method": "card"}
-        paid = await self.client.call(
-            "POST", "/api/payments", token=member.token, json=body, headers=key
-        )
-        if not self._ok(paid, 201, "pay"):
+        order_id = placed.data["id"]
+        self.acked.orders[order_id] = placed.data["total"]
+        if rng.random() < 0.12:
+            cancelled = await self.client.call(
+                "POST", f"/api/orders/{order_id}/cancel", token=member.token
+            )
+            if self._ok(cancelled, 200, "cancel order"):
+                self.acked.cancels.add(order_id)
             return
-        self.acked.payments[paid.data["id"]] = (member.id, paid.data["points_earned"])
+        key = f"mixed-{uuid.uuid4()}"
+        method = "points" if rng.random() < 0.15 else "card"
+        body = {"order_id": order_id, "method": method}
+        paid = await self._pay(member, body, key)
+        if paid is None:
+            return
+        payment = AckedPayment(member.id, order_id, paid["points_earned"], key)
+        self.acked.payments[paid["id"]] = payment
+        if rng.random() < 0.2:  # the answer "was lost": the client sends it again
+            again = await self._pay(member, body, key)
+            self.acked.retries += 1
+            if again is not None and again["id"] != paid["id"]:
+                self.violations.append(
+                    f"order {order_id}: a retry with key {key} answered payment {again['id']}, "
+                    f"the first answer was {paid['id']}"
+                )
         if rng.random() < 0.1:
             refund = await self.client.call(
-                "POST", f"/api/payments/{paid.data['id']}/refund", token=member.token
+                "POST", f"/api/payments/{paid['id']}/refund", token=member.token
             )
             if self._ok(refund, 200, "refund"):
-                self.acked.refunds.add(paid.data["id"])
+                self.acked.refunds.add(paid["id"])
+
+    async def _pay(self, member: Member, body: dict, key: str) -> dict | None:
+        paid = await self.client.call(
+            "POST", "/api/payments", token=member.token, json=body, headers={"Idempotency-Key": key}
+        )
+        return paid.data if self._ok(paid, 201, "pay") else None
 
     def _ok(self, reply, status: int, what: str) -> bool:
         if reply.status == status:
