@@ -266,7 +266,7 @@ def _members_present(load: MixedLoad, engine: sa.Engine, db: str, problems: list
         lines = set(
             conn.execute(
                 sa.text("SELECT payment_id, reason FROM point_ledger WHERE payment_id IS NOT NULL")
-            ).tuples()
+            )
         )
     for member_id, email in acked.members.items():
         if members.get(member_id, (None,))[0] != email:
@@ -290,9 +290,7 @@ def _members_present(load: MixedLoad, engine: sa.Engine, db: str, problems: list
 def _orders_present(load: MixedLoad, engine: sa.Engine, db: str, problems: list[str]) -> None:
     acked = load.acked
     with engine.connect() as conn:
-        found: dict[int, str] = dict(
-            conn.execute(sa.text("SELECT id, status FROM orders")).tuples().all()
-        )
+        found: dict[int, str] = dict(conn.execute(sa.text("SELECT id, status FROM orders")).all())
     for order_id in acked.orders:
         status = found.get(order_id)
         if status is None:
@@ -318,9 +316,7 @@ def _payments_present(load: MixedLoad, engine: sa.Engine, db: str, problems: lis
         keys: dict[str, object] = dict(
             conn.execute(
                 sa.text("SELECT key, response FROM idempotency_keys WHERE operation = 'pay'")
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     for payment_id, payment in acked.payments.items():
         want = "REFUNDED" if payment_id in acked.refunds else "CAPTURED"
