@@ -3,13 +3,13 @@
     PENDING --(stock held)--> PLACED --> PAID --> REFUNDED
        |                        |
        |                        +--> CANCELLED (by the member, or expired unpaid)
-       +--(refused)-----------------------------> VOID
+       +--(refused: nothing held)--> the row is deleted
        +--(failed, or left by a dead process)--> VOIDING --(hold released)--> VOID
 
 PENDING, VOIDING and VOID are the order service's own (services/order/service_layer/
 orders.py): a PENDING order exists only while its stock is being held at the catalogue (its
-id keys that hold), a VOIDING one is having its hold released, a VOID one holds nothing. None
-of them is shown to anyone, nor announced."""
+id keys that hold), a VOIDING one is having its hold released, a VOID one holds nothing (the
+catalogue keeps a released tombstone for its id). None of them is shown, nor announced."""
 
 from __future__ import annotations
 

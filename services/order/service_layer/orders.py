@@ -9,7 +9,7 @@ is a saga of three steps, each undone by the next one's failure:
     2. the catalogue holds the stock for that id (idempotent: a repeat holds nothing more);
     3. the order becomes PLACED with its priced lines, and OrderPlaced is written with it.
 
-    step 2 refused (out of stock)       -> the order becomes VOID: nothing was held
+    step 2 refused (out of stock)       -> the PENDING row is deleted: nothing was held
     step 2's answer lost, step 3 failed -> the order becomes VOIDING, its hold is released
                                            (the catalogue keeps a tombstone, so a late hold
                                            refuses), then it is VOID
@@ -284,8 +284,8 @@ def _change_status(
 
 
 def _void(data: ExtractionData, order_id: int, before: str = domain.PENDING) -> bool:
-    """Order rows are kept, never deleted: SQLite may hand a deleted row's id out again, and
-    the catalogue remembers what it did for that id."""
+    """A given-up order's row is kept: the catalogue remembers releasing that id (its
+    tombstone), and SQLite may hand a deleted row's id out again."""
     after = domain.VOIDING if before == domain.PENDING else domain.VOID
     now = datetime.now(UTC)
     with data.writing() as tx:
@@ -301,9 +301,13 @@ def _void(data: ExtractionData, order_id: int, before: str = domain.PENDING) -> 
 
 
 def _refused(data: ExtractionData, order_id: int) -> None:
-    """The catalogue refused the hold: nothing is held, the order is VOID at once."""
-    if _void(data, order_id):
-        _void(data, order_id, domain.VOIDING)
+    """The catalogue refused the hold: it held nothing and remembers nothing for this id, so
+    the PENDING row goes, and the refused request has changed nothing at all."""
+    with data.writing() as tx:
+        tx.write(
+            "orders",
+            lambda t: t.delete().where(t.c.id == order_id, t.c.status == domain.PENDING),
+        )
 
 
 def _give_up(data: ExtractionData, catalogue: CatalogueClient, order_id: int) -> None:
