@@ -154,7 +154,8 @@ class Relay:
             loop.call_soon_threadsafe(self._wake.set)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Finish and mark the batch in flight, then flush and stop the producer.
+        """Publish what the outbox holds (the batch in flight, then batch after batch until
+        none is left), then flush and stop the producer.
 
         With the broker away, the batch in flight waits for it; `grace` (the process's
         shutdown budget) bounds that wait, after which the batch is abandoned unmarked: its
@@ -175,16 +176,24 @@ class Relay:
 
     async def _run(self) -> None:
         failures = 0
-        while not self._stopping:
+        while True:
             try:
                 published = await self.publish_batch()
             except Exception as exc:  # the loop must outlive a broker or DB outage
                 failures += 1
                 if not isinstance(exc, PublishFailed):  # that one is logged where recorded
                     log.warning("outbox relay: batch failed (attempt %d): %r", failures, exc)
+                if self._stopping:  # what is left goes out on the next start
+                    return
                 await self._pause(min(self.backoff_max, self.backoff_initial * 2 ** (failures - 1)))
                 continue
             failures = 0
+            if self._stopping:
+                # Stopping flushes: batch after batch until the outbox is empty (what the
+                # last requests committed while the process drained), within `stop`'s grace.
+                if not published:
+                    return
+                continue
             if published < self.batch_size:  # a full batch means more may be waiting
                 await self._pause(self.poll_interval)
 
