@@ -41,3 +41,19 @@ def test_every_declared_extraction_gets_its_edge_checked(monkeypatch):
     with pytest.raises(TimeoutBudgetError, match="gateway -> member-service: read timeout 6s"):
         check_process_budgets("member-service")
     check_process_budgets("monolith")
+
+
+def test_the_services_calls_are_checked_against_their_callees_limits(monkeypatch):
+    """The order service calls the monolith (stock holds); the payment service calls the
+    order service and the member service over gRPC: each with its own call timeout, which
+    must outlast the callee's limit, checked when either side starts."""
+    for process in ("order-service", "payment-service", "monolith", "member-service"):
+        check_process_budgets(process)  # the defaults hold
+    monkeypatch.setenv("SHOP_ORDER_CALL_TIMEOUT", "4")
+    for process in ("order-service", "monolith"):
+        with pytest.raises(TimeoutBudgetError, match="order-service -> monolith: read timeout 4s"):
+            check_process_budgets(process)
+    monkeypatch.delenv("SHOP_ORDER_CALL_TIMEOUT")
+    monkeypatch.setenv("SHOP_MEMBER_SERVER_LIMIT", "5.8")  # past the payment service's 5.5 s
+    with pytest.raises(TimeoutBudgetError, match="payment-service -> member-service"):
+        check_process_budgets("payment-service")
