@@ -52,6 +52,7 @@ class Commerce:
     orders: httpx.Client  # the order service
     payments: httpx.Client  # the payment service
     apps: dict[str, Any]
+    urls: dict[str, str]  # process name -> base URL
 
     @property
     def order_data(self) -> ExtractionData:
@@ -141,8 +142,7 @@ def commerce(db_urls, tmp_path, monkeypatch) -> Callable[..., Any]:
         for name, value in (variables | env).items():
             monkeypatch.setenv(name, value)
         with ExitStack() as stack:
-            apps = {}
-            clients = {}
+            apps, clients, urls = {}, {}, {}
             # The monolith first: its migrations make what the services move.
             for process, create, settings in (
                 ("monolith", create_monolith, MonolithSettings()),
@@ -152,9 +152,14 @@ def commerce(db_urls, tmp_path, monkeypatch) -> Callable[..., Any]:
             ):
                 apps[process] = create(settings)
                 url = stack.enter_context(serving(apps[process], settings_port(settings)))
+                urls[process] = url
                 clients[process] = stack.enter_context(httpx.Client(base_url=url, timeout=20))
             shop = Commerce(
-                clients["monolith"], clients["order-service"], clients["payment-service"], apps
+                clients["monolith"],
+                clients["order-service"],
+                clients["payment-service"],
+                apps,
+                urls,
             )
             for service in ("order-service", "payment-service"):
                 for step in {"shared": [], "dual": ["dual"], "single": ["dual", "single"]}[mode]:
