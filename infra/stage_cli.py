@@ -22,9 +22,10 @@ def stage() -> None:
 @stage.command("list")
 def stage_list() -> None:
     """Every stage with its traffic and data."""
+    width = max(len(s.name) for s in STAGES)
     for s in STAGES:
-        click.echo(f"{s.number}  {s.name:<20} traffic: {s.traffic}")
-        click.echo(f"   {'':<20} data:    {s.data}")
+        click.echo(f"{s.number}  {s.name:<{width}} traffic: {s.traffic}")
+        click.echo(f"   {'':<{width}} data:    {s.data}")
 
 
 @stage.command("show")
