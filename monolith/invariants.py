@@ -13,6 +13,7 @@ from typing import cast
 import sqlalchemy as sa
 
 from monolith.adapters.tables import (
+    event_inbox,
     event_outbox,
     members,
     order_lines,
@@ -165,6 +166,24 @@ def holds_match_orders(holds_conn: sa.Connection, orders_conn: sa.Connection) ->
             problems.append(f"order {oid} does not exist but its hold is held")
         elif hold == HELD and statuses[oid] in HIDDEN:
             problems.append(f"order {oid} is {statuses[oid]} but its hold is held")
+    return problems
+
+
+def every_event_consumed_once(conn: sa.Connection, group: str, topic: str) -> list[str]:
+    """Once every published event has been consumed: the group's inbox holds each event of
+    `topic` exactly once (the inbox's key makes a second impossible), and nothing else. The
+    outbox may be the union of several processes' (infra/demo/snapshot.py)."""
+    published = set(
+        conn.scalars(sa.select(event_outbox.c.event_id).where(event_outbox.c.topic == topic))
+    )
+    inbox = event_inbox.inbox
+    consumed = set(conn.scalars(sa.select(inbox.c.event_id).where(inbox.c.consumer_group == group)))
+    problems = [
+        f"{group}: event {e} of {topic} never applied" for e in sorted(published - consumed)
+    ]
+    problems += [
+        f"{group}: applied {e}, which no outbox holds" for e in sorted(consumed - published)
+    ]
     return problems
 
 
