@@ -68,8 +68,10 @@ EVENT_WAIT_SECONDS = 15.0
 # Who publishes events (an outbox and its relay), and who consumes them.
 PUBLISHERS = ("monolith", ORDERS.service.name, PAYMENTS.service.name)
 SUBSCRIBERS = ("monolith", MEMBERS.service.name, ORDERS.service.name)
-# Who keeps points debits: the monolith, then the payment service.
-DEBITORS = ("monolith", PAYMENTS.service.name)
+# Who answers for the points debits: the payment service reads `point_spends` where the data
+# mode says (the legacy DB the monolith also writes until dual write, its own DB after); the
+# monolith reads only the legacy table, frozen from stage 8 on.
+DEBITORS = (PAYMENTS.service.name,)
 
 
 def owners(number: int, extraction: Extraction = MEMBERS) -> tuple[str, ...]:

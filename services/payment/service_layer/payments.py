@@ -83,17 +83,25 @@ class Payments:
 
     def pay(self, cmd: commands.Pay) -> Outcome:
         request_hash = idempotency.fingerprint("pay", order_id=cmd.order_id, method=cmd.method)
+        with self.data.reading() as tx:  # a replay needs no order service
+            earlier = idempotency.replay(
+                Keys(tx), cmd.member_id, cmd.idempotency_key, "pay", request_hash
+            )
+        if earlier:
+            return earlier
+        # Read before any transaction: a write transaction held across a network call would
+        # queue every writer of its DB (the legacy DB, in the shared-DB stage) behind it.
+        order = self.order(cmd.order_id, cmd.member_id)
+        ensure_payable(order["status"])
 
         def check(tx: WriteTransaction) -> Checked:
             earlier = idempotency.replay(
                 Keys(tx), cmd.member_id, cmd.idempotency_key, "pay", request_hash
             )
-            if earlier:
+            if earlier:  # an identical request committed meanwhile
                 return Checked(earlier, {})
-            order = self.order(cmd.order_id, cmd.member_id)
             if _payment_of(tx, cmd.order_id) is not None:
                 raise Conflict("ORDER_ALREADY_PAID", "The order is already paid.")
-            ensure_payable(order["status"])
             spent = rules.points_spent(cmd.method, order["total"])
             ask = DebitAsk(cmd.member_id, spent, SPEND, order["id"]) if spent else None
             return Checked(None, order, ask)

@@ -122,9 +122,9 @@ def test_the_recovery_releases_what_a_dead_request_left_pending(commerce):
 
 
 def test_an_unpaid_order_expires_and_its_event_releases_the_stock(commerce, bootstrap):
-    """The order service cancels it (OrderCancelled, in the legacy outbox while it shares the
-    legacy DB), the monolith's relay publishes it, the catalogue's consumer releases it."""
-    with commerce(bootstrap=bootstrap) as shop:
+    """Once the order service owns orders (dual write on) it cancels an order left unpaid
+    (OrderCancelled, from its own outbox); the catalogue's consumer releases the stock."""
+    with commerce("dual", bootstrap=bootstrap) as shop:
         _, token = shop.member()
         product = shop.product()
         before = shop.stock(product["id"])
@@ -137,12 +137,27 @@ def test_an_unpaid_order_expires_and_its_event_releases_the_stock(commerce, boot
         assert shop.order(token, order["id"])["data"]["status"] == "CANCELLED"
         assert eventually(lambda: shop.stock(product["id"]) == before, timeout=30)
         assert shop.hold(order["id"])["data"]["status"] == "released"
-        with shop.legacy.connect() as conn:
+        with data.writer.new.connect() as conn:
             kinds = conn.execute(
                 sa.text("SELECT type FROM event_outbox WHERE aggregate_id = :id ORDER BY sequence"),
                 {"id": str(order["id"])},
             ).scalars()
             assert list(kinds) == ["OrderPlaced", "OrderCancelled"]
+
+
+def test_while_the_monolith_owns_orders_none_expires(commerce):
+    """In the shared-DB stage the legacy orders are the monolith's, which never expired one:
+    the order service's recovery gives up only its own unfinished placements then."""
+    with commerce() as shop:
+        _, token = shop.member()
+        order = shop.place(token, shop.product()["id"]).json()["data"]
+        data, catalogue = shop.order_data, shop.apps["order-service"].state.catalogue
+
+        assert orders.recover(data, catalogue, stale_after=3600, expire_after=0) == {
+            "voided": 0,
+            "expired": 0,
+        }
+        assert shop.order(token, order["id"])["data"]["status"] == "PLACED"
 
 
 def test_a_member_cancels_and_cannot_cancel_twice_nor_see_another_members_order(commerce):
