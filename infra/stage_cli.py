@@ -78,6 +78,11 @@ def _describe(number: int) -> None:
 @click.option("--ramp-min-requests", type=int, help="Requests each side needs per ramp step.")
 @click.option("--ramp-p99-ratio", type=float, help="How many times the baseline's p99 may be.")
 @click.option("--ramp-p99-slack-ms", type=float, help="... unless within this many ms of it.")
+@click.option(
+    "--ramp-max-wait-intervals",
+    type=click.IntRange(min=1),
+    help="Intervals a step may stay inconclusive (too few requests) before the ramp stalls.",
+)
 def stage_apply(
     number: int,
     force: bool,
@@ -85,6 +90,7 @@ def stage_apply(
     ramp_min_requests: int | None,
     ramp_p99_ratio: float | None,
     ramp_p99_slack_ms: float | None,
+    ramp_max_wait_intervals: int | None,
 ) -> None:
     """Move the running system to stage NUMBER, one stage at a time, live.
 
@@ -96,6 +102,7 @@ def stage_apply(
             ramp_min_requests,
             p99_ratio=ramp_p99_ratio,
             p99_slack_ms=ramp_p99_slack_ms,
+            max_wait_intervals=ramp_max_wait_intervals,
         )
     )
     try:
