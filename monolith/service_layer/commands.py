@@ -5,6 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from monolith.domain.orders import LineRequest
+from services.order.service_layer.commands import CancelOrder, PlaceOrder
+from services.payment.service_layer.commands import Pay, Refund
+
+# The commerce commands are the order and payment services' own: one shape on both sides of
+# the split routes.
+__all__ = [
+    "CancelOrder",
+    "HoldStock",
+    "Login",
+    "Pay",
+    "PlaceOrder",
+    "Refund",
+    "ReleaseStock",
+    "Signup",
+    "UpdateProfile",
+]
 
 
 @dataclass(frozen=True)
@@ -26,33 +42,6 @@ class UpdateProfile:
     member_id: int
     name: str | None = None
     phone: str | None = None
-
-
-@dataclass(frozen=True)
-class PlaceOrder:
-    member_id: int
-    lines: list[LineRequest]
-
-
-@dataclass(frozen=True)
-class CancelOrder:
-    member_id: int
-    order_id: int
-
-
-@dataclass(frozen=True)
-class Pay:
-    member_id: int
-    order_id: int
-    method: str
-    idempotency_key: str | None = None
-
-
-@dataclass(frozen=True)
-class Refund:
-    member_id: int
-    payment_id: int
-    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)

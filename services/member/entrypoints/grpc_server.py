@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 
 from libs.extraction import ExtractionData
+from libs.rpc import start_grpc_server
 from protos.shop.member.v1 import member_pb2, member_pb2_grpc
 from services.member.domain.errors import Conflict, Invalid, NotFound
 from services.member.service_layer import commands, points
@@ -64,9 +65,9 @@ def to_message(member: dict[str, Any]) -> member_pb2.Member:
 
 
 async def start_grpc(data: ExtractionData, host: str, port: int) -> grpc.aio.Server:
-    server = grpc.aio.server()
-    member_pb2_grpc.add_MemberServiceServicer_to_server(MemberServicer(data), server)
-    if server.add_insecure_port(f"{host}:{port}") == 0:
-        raise OSError(f"gRPC cannot listen on {host}:{port}")
-    await server.start()
-    return server
+    servicer = MemberServicer(data)
+    return await start_grpc_server(
+        lambda server: member_pb2_grpc.add_MemberServiceServicer_to_server(servicer, server),
+        host,
+        port,
+    )

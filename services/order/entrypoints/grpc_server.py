@@ -10,6 +10,7 @@ import grpc
 
 from libs.errors import NotFound
 from libs.extraction import ExtractionData
+from libs.rpc import start_grpc_server
 from protos.shop.order.v1 import order_pb2, order_pb2_grpc
 from services.order.service_layer import orders as handlers
 
@@ -36,9 +37,9 @@ def to_message(order: dict[str, Any]) -> order_pb2.Order:
 
 
 async def start_grpc(data: ExtractionData, host: str, port: int) -> grpc.aio.Server:
-    server = grpc.aio.server()
-    order_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(data), server)
-    if server.add_insecure_port(f"{host}:{port}") == 0:
-        raise OSError(f"gRPC cannot listen on {host}:{port}")
-    await server.start()
-    return server
+    servicer = OrderServicer(data)
+    return await start_grpc_server(
+        lambda server: order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server),
+        host,
+        port,
+    )

@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 
 from libs.errors import NotFound
+from libs.rpc import start_grpc_server
 from protos.shop.payment.v1 import payment_pb2, payment_pb2_grpc
 from services.payment.service_layer.payments import Payments
 
@@ -37,9 +38,9 @@ def to_message(payment: dict[str, Any]) -> payment_pb2.Payment:
 
 
 async def start_grpc(payments: Payments, host: str, port: int) -> grpc.aio.Server:
-    server = grpc.aio.server()
-    payment_pb2_grpc.add_PaymentServiceServicer_to_server(PaymentServicer(payments), server)
-    if server.add_insecure_port(f"{host}:{port}") == 0:
-        raise OSError(f"gRPC cannot listen on {host}:{port}")
-    await server.start()
-    return server
+    servicer = PaymentServicer(payments)
+    return await start_grpc_server(
+        lambda server: payment_pb2_grpc.add_PaymentServiceServicer_to_server(servicer, server),
+        host,
+        port,
+    )

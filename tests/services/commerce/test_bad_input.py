@@ -4,17 +4,14 @@ two sides cannot drift while the gateway splits their routes."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import sqlalchemy as sa
 
 from infra.extractions import ORDERS, PAYMENTS
-from libs.response import is_valid_envelope
 from services.order.entrypoints.app import create_app as create_order_service
 from services.payment.entrypoints.app import create_app as create_payment_service
 from tests.monolith.test_bad_input_contract import CASES as MONOLITH_CASES
-from tests.services.commerce.conftest import ADMIN, auth
+from tests.support.bad_input import misanswered
 
 WRONG = {"Authorization": "Bearer wrong"}
 DATA_MODE = [
@@ -94,29 +91,8 @@ def test_every_route_answers_bad_input_with_a_4xx_envelope_and_changes_nothing(c
             shop.payment_data.writer.new,
         ]
         before = snapshot(engines)
-        failures = []
-        for served_by, http, cases in (
-            ("order-service", shop.orders, ORDER_CASES),
-            ("payment-service", shop.payments, PAYMENT_CASES),
-        ):
-            for _, method, path, kwargs, status, code in cases:
-                kwargs = dict(kwargs)
-                headers = {**kwargs.pop("headers", {})}
-                admin = kwargs.pop("admin", ADMIN)
-                if path.startswith("/admin"):
-                    headers |= admin or {}
-                elif kwargs.pop("auth", True):
-                    headers |= auth(token)
-                reply = http.request(method, path, headers=headers, **kwargs)
-                body = reply.json()
-                got = (reply.status_code, (body.get("error") or {}).get("code"))
-                if got != (status, code) or not is_valid_envelope(body):
-                    failures.append(
-                        f"{served_by} {method} {path}: expected {status} {code}, "
-                        f"got {json.dumps(body)}"
-                    )
-                elif reply.headers.get("X-Served-By") != served_by:
-                    failures.append(f"{served_by} {method} {path}: missing X-Served-By")
+        failures = misanswered(shop.orders, ORDER_CASES, token, "order-service")
+        failures += misanswered(shop.payments, PAYMENT_CASES, token, "payment-service")
         assert failures == []
         assert snapshot(engines) == before
 

@@ -3,17 +3,15 @@ nothing in either DB. The member cases are the monolith's own table, so the two 
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import sqlalchemy as sa
 
 from infra.extractions import MEMBERS
-from libs.response import is_valid_envelope
 from services.member.adapters.tables import members, point_ledger
 from services.member.entrypoints.app import create_app
 from tests.monolith.test_bad_input_contract import CASES as MONOLITH_CASES
-from tests.services.member.conftest import ADMIN, auth, eventually
+from tests.services.member.conftest import eventually
+from tests.support.bad_input import misanswered
 
 MEMBER_CASES = [c for c in MONOLITH_CASES if c[0] and c[0].startswith("/api/members")]
 ADMIN_CASES = [
@@ -78,24 +76,7 @@ def test_every_route_answers_bad_input_with_a_4xx_envelope_and_changes_nothing(m
         # bad input could change the snapshot from here on.
         assert eventually(lambda: snapshot(service.new) == snapshot(service.legacy))
         before = (snapshot(service.legacy), snapshot(service.new))
-        failures = []
-        for _, method, path, kwargs, status, code in CASES:
-            kwargs = dict(kwargs)
-            headers = {**kwargs.pop("headers", {})}
-            admin = kwargs.pop("admin", ADMIN)
-            if path.startswith("/admin"):
-                headers |= admin or {}
-            elif kwargs.pop("auth", True):
-                headers |= auth(token)
-            reply = service.http.request(method, path, headers=headers, **kwargs)
-            body = reply.json()
-            got = (reply.status_code, (body.get("error") or {}).get("code"))
-            if got != (status, code) or not is_valid_envelope(body):
-                failures.append(
-                    f"{method} {path}: expected {status} {code}, got {json.dumps(body)}"
-                )
-            elif reply.headers.get("X-Served-By") != "member-service":
-                failures.append(f"{method} {path}: missing X-Served-By")
+        failures = misanswered(service.http, CASES, token, "member-service")
         assert failures == []
         assert (snapshot(service.legacy), snapshot(service.new)) == before
 
