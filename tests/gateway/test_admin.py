@@ -43,6 +43,7 @@ def test_the_default_table_sends_every_prefix_to_the_monolith(gateway: RunningGa
         "/api/products",
         "/api/orders",
         "/api/payments",
+        "/api/shipments",
         "/api/views",
     }
     assert all(r["share_percent"]["monolith"] == 100 for r in routes)
