@@ -144,7 +144,7 @@ def apply_payment_event(event: Event, data: ExtractionData) -> bool:
     """PaymentCompleted makes a PLACED order PAID, PaymentRefunded a PAID one REFUNDED, each
     with its event. Keyed by the order's status: a redelivered event, or one for a change the
     monolith made itself in the same transaction as its payment, finds the order already there
-    and changes nothing (returns False)."""
+    and changes nothing (returns False); a refund that overtakes its payment applies both."""
     transitions = {
         "PaymentCompleted": (domain.PLACED, domain.PAID),
         "PaymentRefunded": (domain.PAID, domain.REFUNDED),
@@ -164,7 +164,14 @@ def apply_payment_event(event: Event, data: ExtractionData) -> bool:
         done = (after, domain.REFUNDED) if after == domain.PAID else (after,)
         if order["status"] in done:
             return False  # already applied (here, or by the monolith with its payment)
-        if order["status"] != before:
+        if after == domain.REFUNDED and order["status"] == domain.PLACED:
+            # Its PaymentCompleted is still on its way: a payment's two events can come
+            # through two outboxes (captured while the payment service shared the legacy DB,
+            # refunded after its dual write began), whose relays keep no order between them.
+            # A refund implies the payment: apply both, and the late event changes nothing.
+            _change_status(data, tx, order, domain.PAID, payment_id)
+            order = order | {"status": domain.PAID}
+        elif order["status"] != before:
             raise OrderNotPayable(
                 "ORDER_NOT_PAYABLE",
                 f"{event.type} of payment {payment_id} for order {order_id}, which is "

@@ -173,3 +173,32 @@ def test_a_member_cancels_and_cannot_cancel_twice_nor_see_another_members_order(
         assert cancelled.json()["data"]["status"] == "CANCELLED"
         assert again.status_code == 409
         assert again.json()["error"]["code"] == "ORDER_NOT_CANCELLABLE"
+
+
+def test_a_refund_that_overtakes_its_payment_applies_both_and_the_late_payment_nothing(commerce):
+    """A payment captured while the payment service shared the legacy DB has its
+    PaymentCompleted in the legacy outbox; refunded right after dual write began, its
+    PaymentRefunded is in the payment DB's. Two relays keep no order between them, so the
+    order service may see the refund first (seen in the demo walk, at stage 7)."""
+    from libs.events.envelope import Event
+
+    with commerce("dual") as shop:
+        member_id, token = shop.member()
+        order = shop.place(token, shop.product()["id"]).json()["data"]
+        data = {"order_id": order["id"], "member_id": member_id, "payment_id": 77}
+
+        refunded = orders.apply_payment_event(
+            Event("PaymentRefunded", "payment", "77", 2, data), shop.order_data
+        )
+        late = orders.apply_payment_event(
+            Event("PaymentCompleted", "payment", "77", 1, data), shop.order_data
+        )
+
+        assert (refunded, late) == (True, False)
+        assert shop.order(token, order["id"])["data"]["status"] == "REFUNDED"
+        with shop.order_data.writer.new.connect() as conn:
+            kinds = conn.execute(
+                sa.text("SELECT type FROM event_outbox WHERE aggregate_id = :id ORDER BY sequence"),
+                {"id": str(order["id"])},
+            ).scalars()
+            assert list(kinds) == ["OrderPlaced", "OrderPaid", "OrderRefunded"]
