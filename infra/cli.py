@@ -51,11 +51,18 @@ def run(name: str, port: int | None, host: str | None) -> None:
 @main.command()
 @click.option("--workers", default=16, show_default=True, help="Concurrent customers.")
 @click.option("--rounds", default=10, show_default=True, help="Orders each customer tries.")
-def demo(workers: int, rounds: int) -> None:
+@click.option(
+    "--stage-seconds",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds of load in each stage before its checks.",
+)
+def demo(workers: int, rounds: int, stage_seconds: float) -> None:
     """Start the system on a fresh embedded data dir, drive it, check invariants, report."""
     from infra.demo.run import run_demo
 
-    raise SystemExit(run_demo(workers, rounds))
+    raise SystemExit(run_demo(workers, rounds, stage_seconds))
 
 
 @main.command()

@@ -17,7 +17,7 @@ from infra.demo.client import ShopClient, Tally
 from infra.demo.journey import Journey
 from infra.demo.load import LoadResult, run_load
 from infra.demo.snapshot import snapshot
-from infra.demo.walk import Walk, events_settle, table_lines, walk_stages
+from infra.demo.walk import STAGE_SECONDS, Walk, events_settle, table_lines, walk_stages
 from infra.extractions import EXTRACTIONS
 from infra.processes import PROCESSES
 from infra.settings import SharedSettings, load_settings
@@ -40,7 +40,7 @@ class Drive:
     settled: bool = False  # every event applied by every subscriber before the stop
 
 
-def run_demo(workers: int, rounds: int) -> int:
+def run_demo(workers: int, rounds: int, stage_seconds: float = STAGE_SECONDS) -> int:
     base = load_settings()
     data_dir = base.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -90,7 +90,13 @@ def run_demo(workers: int, rounds: int) -> int:
         print(report.heading(f"Stages 0 -> {last} under continuous load (gateway, stage engine)"))
         try:
             drive.walk = asyncio.run(
-                walk_stages(entry, settings, service_dbs, Endpoints(urls, base.admin_token))
+                walk_stages(
+                    entry,
+                    settings,
+                    service_dbs,
+                    Endpoints(urls, base.admin_token),
+                    stage_seconds=stage_seconds,
+                )
             )
         except Exception as exc:  # a broken system must still produce a report
             traceback.print_exc()  # where it broke, for the one reading the log

@@ -120,8 +120,10 @@ async def walk_stages(
     service_dbs: dict[str, str],
     endpoints: Endpoints,
     workers: int = 6,
+    stage_seconds: float = STAGE_SECONDS,
 ) -> Walk:
-    """`service_dbs`: each extraction's name -> its service's DB URL."""
+    """`service_dbs`: each extraction's name -> its service's DB URL; `stage_seconds`: how
+    long the load runs in each stage before its checks."""
     client = ShopClient(gateway_url, Tally())
     walk = Walk()
     listing = await client.call("GET", "/api/products", params={"limit": 100})
@@ -144,7 +146,7 @@ async def walk_stages(
                     await asyncio.to_thread(engine.apply, number)
                 except StageRefused as exc:
                     row.problems.append(f"stage {number} was refused: {exc}")
-            row.sync_lag = await _highest_lag(endpoints, STAGE_SECONDS)
+            row.sync_lag = await _highest_lag(endpoints, stage_seconds)
             await load.pause()
             row.seconds = time.monotonic() - started
             await asyncio.to_thread(_check, row, load, dbs, endpoints, stock_before)

@@ -38,7 +38,7 @@ def assert_walked_every_stage(result: subprocess.CompletedProcess) -> None:
 
 
 def test_the_demo_walks_stages_0_to_8_and_every_invariant_holds(tmp_path):
-    result = demo(tmp_path, "--workers", "6", "--rounds", "4")
+    result = demo(tmp_path, "--workers", "6", "--rounds", "4", "--stage-seconds", "2")
     assert_walked_every_stage(result)
     for db in ("legacy", "member", "order", "payment"):
         assert (tmp_path / "demo" / f"{db}.db").exists()
@@ -54,6 +54,8 @@ def test_the_same_walk_passes_on_postgresql(tmp_path, postgres_databases, two_ph
         "4",
         "--rounds",
         "3",
+        "--stage-seconds",
+        "2",
         SHOP_MONOLITH_DB_URL=legacy,
         SHOP_MEMBER_DB_URL=member,
         SHOP_ORDER_DB_URL=order,
