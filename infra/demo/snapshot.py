@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from infra.extractions import EXTRACTIONS, Extraction
-from infra.stages import STAGES, Stage, phase_reached
+from infra.stages import STAGES, Stage, writes_held_by
 from monolith.adapters import tables
 
 OUTBOX = tables.event_outbox.name
@@ -23,8 +23,8 @@ def owner(number: int, extraction: Extraction, stages: tuple[Stage, ...] = STAGE
     """Which DB holds all of an extraction's rows at stage `number`: "legacy", or the
     extraction's name for its service's DB (dual write keeps both complete; the new one is
     read from then on)."""
-    phase = phase_reached(number, extraction.name, stages)
-    return extraction.name if phase in ("dual", "single") else "legacy"
+    held = writes_held_by(number, extraction.name, stages)
+    return extraction.name if "new" in held else "legacy"
 
 
 @contextmanager

@@ -63,7 +63,7 @@ def place_order(
         _give_up(data, catalogue, order_id)
         raise
     try:
-        return _place(data, order_id, hold.lines)
+        return _place(data, order_id, cmd.member_id, hold.lines)
     except BaseException:
         _give_up(data, catalogue, order_id)
         raise
@@ -252,7 +252,9 @@ def _write_pending(data: ExtractionData, member_id: int) -> int:
     return inserted[0]
 
 
-def _place(data: ExtractionData, order_id: int, lines: list[domain.PricedLine]) -> dict[str, Any]:
+def _place(
+    data: ExtractionData, order_id: int, member_id: int, lines: list[domain.PricedLine]
+) -> dict[str, Any]:
     now = datetime.now(UTC)
     with data.writing() as tx:
         placed = tx.write(
@@ -267,9 +269,6 @@ def _place(data: ExtractionData, order_id: int, lines: list[domain.PricedLine]) 
             raise Unavailable("ORDER_EXPIRED", "Placing the order took too long; order again.")
         for line in lines:  # one row at a time: dual write copies each generated key
             tx.write("order_lines", _line_insert(order_id, line))
-        member_id = tx.read(
-            "orders", lambda t: sa.select(t.c.member_id).where(t.c.id == order_id)
-        ).scalar_one()
         order = load(tx, order_id, member_id)
         data.announce(tx, outbox, events.TOPIC, events.order_placed(order))
         return order

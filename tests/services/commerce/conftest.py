@@ -6,7 +6,6 @@ registry (their ports in the environment)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,7 +19,6 @@ import sqlalchemy as sa
 from infra.extractions import MEMBERS, ORDERS, PAYMENTS
 from infra.settings import DEV_ADMIN_TOKEN, MonolithSettings
 from infra.supervisor import free_port
-from libs.db import make_engine
 from libs.extraction import ExtractionData
 from monolith.entrypoints.app import create_app as create_monolith
 from services.member.entrypoints.app import create_app as create_member_service
@@ -35,15 +33,6 @@ ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
 
 def auth(token: str, **headers: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", **headers}
-
-
-def eventually(check: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @dataclass
@@ -174,7 +163,3 @@ def commerce(db_urls, tmp_path, monkeypatch) -> Callable[..., Any]:
 
 def settings_port(settings) -> int:
     return getattr(settings, "monolith_port", None) or settings.port
-
-
-def engine_of(url: str) -> sa.Engine:
-    return make_engine(url)

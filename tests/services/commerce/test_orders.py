@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from libs.errors import Unavailable
 from services.order.domain.orders import LineRequest
 from services.order.service_layer import orders
-from tests.services.commerce.conftest import ADMIN, auth, eventually
+from tests.services.commerce.conftest import ADMIN, auth
+from tests.services.member.conftest import eventually
 
 pytestmark = pytest.mark.usefixtures("two_phase")  # dual write on PostgreSQL prepares
 
