@@ -71,6 +71,8 @@ def targets(event: Event) -> list[tuple[str, str]]:
 def apply(view: View, event: Event) -> bool:
     """Applies `event` to `view` by the rule above, in place. True if the view changed
     (applied, or held), False for a duplicate or older event."""
+    if _off_page(view, event):
+        return False
     name = _aggregate(event)
     applied = view.applied.get(name, 0)
     if event.sequence <= applied or any(h["id"] == event.id for h in view.held):
@@ -121,8 +123,6 @@ def _page_member(view: View, event: Event) -> None:
 
 def _page_order(view: View, event: Event) -> None:
     entry = _page_entry(view, event.count("order_id"))
-    if entry is None:
-        return
     entry["status"] = _status(event)
     if event.type == "OrderPlaced":
         entry["total"] = event.count("total", minimum=0)
@@ -130,25 +130,43 @@ def _page_order(view: View, event: Event) -> None:
 
 
 def _page_payment(view: View, event: Event) -> None:
-    entry = _page_entry(view, event.count("order_id"))
-    if entry is not None:
-        entry["payment"] = _payment(event)
+    _page_entry(view, event.count("order_id"))["payment"] = _payment(event)
 
 
-def _page_entry(view: View, order_id: int) -> dict[str, Any] | None:
-    """The page's entry for an order, added if it is among the most recent; None if it is
-    older than every order a full page keeps."""
+def _page_entry(view: View, order_id: int) -> dict[str, Any]:
+    """The page's entry for an order, added if missing (`_off_page` kept older orders out),
+    dropping the oldest of a full page."""
     orders: list[dict[str, Any]] = view.data.setdefault("orders", [])
     entry = next((o for o in orders if o["id"] == order_id), None)
     if entry is not None:
         return entry
-    if len(orders) >= RECENT_ORDERS and order_id < orders[-1]["id"]:
-        return None
     entry = {"id": order_id, "status": None, "total": None, "placed_at": None, "payment": None}
     orders.append(entry)
     orders.sort(key=lambda o: o["id"], reverse=True)
+    for dropped in orders[RECENT_ORDERS:]:
+        _forget(view, dropped)
     del orders[RECENT_ORDERS:]
     return entry
+
+
+def _off_page(view: View, event: Event) -> bool:
+    """An order or payment event of an order older than every order a full page keeps: the
+    page does not show it, and remembers nothing of it."""
+    if view.kind != MY_PAGE or event.aggregate_type not in ("order", "payment"):
+        return False
+    orders = view.data.get("orders", [])
+    order_id = event.count("order_id")
+    if len(orders) < RECENT_ORDERS or any(o["id"] == order_id for o in orders):
+        return False
+    return order_id < orders[-1]["id"]
+
+
+def _forget(view: View, entry: dict[str, Any]) -> None:
+    """An order leaves the page: its sequences (and its payment's) and held events go too."""
+    view.applied.pop(f"order:{entry['id']}", None)
+    if entry["payment"] is not None:
+        view.applied.pop(f"payment:{entry['payment']['id']}", None)
+    view.held = [h for h in view.held if h["data"].get("order_id") != entry["id"]]
 
 
 def _order_order(view: View, event: Event) -> None:
