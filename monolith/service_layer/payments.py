@@ -107,6 +107,21 @@ def get_payment(payment_id: int, member_id: int, uow: UnitOfWork) -> dict[str, A
         return idempotency.jsonable(_get(uow.conn, payment_id, member_id))
 
 
+def list_payments(
+    member_id: int, uow: UnitOfWork, order_id: int | None, limit: int, offset: int
+) -> dict[str, Any]:
+    """The member's payments, newest first; only `order_id`'s (at most one) when given.
+    Another member's payment is not listed."""
+    query = sa.select(payments).where(payments.c.member_id == member_id)
+    if order_id is not None:
+        query = query.where(payments.c.order_id == order_id)
+    query = query.order_by(payments.c.id.desc()).limit(limit).offset(offset)
+    with uow:
+        rows = uow.conn.execute(query).mappings().all()
+    items = [idempotency.jsonable(dict(row)) for row in rows]
+    return {"items": items, "limit": limit, "offset": offset}
+
+
 def _insert_payment(conn: sa.Connection, cmd: commands.Pay, amount: int, spent: int) -> int:
     now = datetime.now(UTC)
     inserted = conn.execute(

@@ -113,3 +113,23 @@ def test_a_refund_is_refused_when_the_points_it_earned_were_already_spent(shop: 
     assert reply.status_code == 409
     assert reply.json()["error"]["code"] == "POINTS_ALREADY_SPENT"
     assert shop.snapshot() == before
+
+
+def test_an_orders_payment_is_found_by_its_order_id_and_only_by_its_member(shop: Shop):
+    token, other = shop.member(), shop.member()
+    paid, unpaid, later = _placed(shop, token), _placed(shop, token), _placed(shop, token)
+    first = _pay(shop, token, paid["id"]).json()["data"]
+    second = _pay(shop, token, later["id"]).json()["data"]
+
+    def listed(who: str, **params) -> dict:
+        reply = shop.http.get("/api/payments", params=params, headers=shop.auth(who))
+        assert reply.status_code == 200, reply.text
+        return reply.json()["data"]
+
+    assert listed(token, order_id=paid["id"])["items"] == [first]
+    assert listed(token, order_id=unpaid["id"])["items"] == []
+    assert listed(other, order_id=paid["id"])["items"] == []  # not another member's
+    everything = listed(token)
+    assert [p["id"] for p in everything["items"]] == [second["id"], first["id"]]  # newest first
+    assert (everything["limit"], everything["offset"]) == (20, 0)
+    assert [p["id"] for p in listed(token, limit=1, offset=1)["items"]] == [first["id"]]

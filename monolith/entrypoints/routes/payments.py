@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
 
 from libs.bearer import CurrentMember
 from libs.response import ok
@@ -11,10 +13,12 @@ from monolith.entrypoints.deps import (
     UowDep,
     payment_feature,
 )
-from monolith.entrypoints.schemas import PaymentCreate, PaymentIdPath
+from monolith.entrypoints.schemas import MAX_ID, Limit, Offset, PaymentCreate, PaymentIdPath
 from monolith.service_layer import commands
 from monolith.service_layer import payments as handlers
 from monolith.service_layer.idempotency import Outcome
+
+OrderIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 # Retired as payments move to the payment service (features.py); the same hold of the
 # features tells a payment where its points go (deps._points).
@@ -46,6 +50,19 @@ def pay(
     outcome = handlers.pay(cmd, uow, points)
     _announce(request)
     return _answer(outcome)
+
+
+@router.get("")
+def my_payments(
+    member_id: CurrentMember,
+    uow: ReadUowDep,
+    order_id: OrderIdQuery = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+):
+    """The caller's payments, newest first; with `order_id`, that order's (at most one): how
+    a page that shows an order finds its payment, since orders do not store it."""
+    return ok(handlers.list_payments(member_id, uow, order_id, limit, offset))
 
 
 @router.get("/{payment_id}")

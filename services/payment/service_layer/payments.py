@@ -11,6 +11,7 @@ debit commit together. Every payment and refund writes its event in its own tran
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -181,6 +182,21 @@ class Payments:
         with self.data.reading() as tx:
             return idempotency.jsonable(_get(tx, payment_id, member_id))
 
+    def find(
+        self,
+        member_id: int,
+        *,
+        order_id: int | None = None,
+        order_ids: Sequence[int] | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """The member's payments, newest first; only those of `order_id`, or of `order_ids`,
+        when given (an order has at most one). Another member's payment is not listed."""
+        with self.data.reading() as tx:
+            rows = _listed(tx, member_id, order_id, order_ids, limit, offset)
+        return {"items": [idempotency.jsonable(r) for r in rows], "limit": limit, "offset": offset}
+
     def order(self, order_id: int, member_id: int) -> dict[str, Any]:
         """The order from its owner, over gRPC, within what is left of this request's time."""
         try:
@@ -200,6 +216,25 @@ class Payments:
 
 def _payment_of(tx: Reads, order_id: int) -> int | None:
     return tx.read("payments", lambda t: sa.select(t.c.id).where(t.c.order_id == order_id)).scalar()
+
+
+def _listed(
+    tx: Reads,
+    member_id: int,
+    order_id: int | None,
+    order_ids: Sequence[int] | None,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    def select(t: sa.Table) -> sa.Select:
+        query = sa.select(t).where(t.c.member_id == member_id)
+        if order_id is not None:
+            query = query.where(t.c.order_id == order_id)
+        if order_ids is not None:
+            query = query.where(t.c.order_id.in_(order_ids))
+        return query.order_by(t.c.id.desc()).limit(limit).offset(offset)
+
+    return [dict(row) for row in tx.read("payments", select).mappings()]
 
 
 def _get(tx: Reads, payment_id: int, member_id: int, lock: bool = False) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -126,3 +127,24 @@ def test_an_unknown_or_another_members_order_is_not_found_and_charges_nothing(co
             assert answer.json()["error"]["code"] == "ORDER_NOT_FOUND"
         with shop.legacy.connect() as conn:
             assert conn.scalar(sa.text("SELECT count(*) FROM payments")) == 0
+
+
+@pytest.mark.parametrize("mode", ["shared", "single"])
+def test_an_orders_payment_is_found_by_its_order_id_in_every_data_mode(commerce, mode):
+    """The payment service answers GET /api/payments?order_id=N as the monolith does, from
+    the DB its data mode reads."""
+    with commerce(mode) as shop:
+        _, token = shop.member()
+        _, other = shop.member()
+        paid, unpaid = (shop.place(token, shop.product()["id"]).json()["data"] for _ in range(2))
+        payment = shop.pay(token, paid["id"]).json()["data"]
+
+        def listed(who: str, **params) -> httpx.Response:
+            return shop.payments.get("/api/payments", params=params, headers=auth(who))
+
+        found = listed(token, order_id=paid["id"])
+        assert found.status_code == 200 and found.headers["X-Served-By"] == "payment-service"
+        assert found.json()["data"] == {"items": [payment], "limit": 20, "offset": 0}
+        assert listed(token, order_id=unpaid["id"]).json()["data"]["items"] == []
+        assert listed(other, order_id=paid["id"]).json()["data"]["items"] == []
+        assert [p["id"] for p in listed(token).json()["data"]["items"]] == [payment["id"]]

@@ -10,7 +10,14 @@ from fastapi import APIRouter, Depends, Request
 
 from libs.bearer import CurrentMember
 from libs.response import ok
-from services.payment.entrypoints.schemas import IdempotencyKey, PaymentCreate, PaymentIdPath
+from services.payment.entrypoints.schemas import (
+    IdempotencyKey,
+    Limit,
+    Offset,
+    OrderIdQuery,
+    PaymentCreate,
+    PaymentIdPath,
+)
 from services.payment.idempotency import Outcome
 from services.payment.service_layer import commands
 from services.payment.service_layer.payments import Payments
@@ -42,6 +49,19 @@ def pay(
 ):
     cmd = commands.Pay(member_id, body.order_id, body.method, key)
     return _answer(request, payments.pay(cmd))
+
+
+@router.get("")
+def my_payments(
+    member_id: CurrentMember,
+    payments: PaymentsDep,
+    order_id: OrderIdQuery = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+):
+    """The caller's payments, newest first; with `order_id`, that order's (at most one): how
+    a page that shows an order finds its payment, since orders do not store it."""
+    return ok(payments.find(member_id, order_id=order_id, limit=limit, offset=offset))
 
 
 @router.get("/{payment_id}")
