@@ -2,8 +2,10 @@
 # Bring up the real servers the test suite uses, on 127.0.0.1, on a Debian machine where none
 # of them may be installed or running: PostgreSQL 15 (5432), Redis (6379), and what the other
 # tests call (Chromium for the console page, nginx and wrk for bench/gateway.py, promtool from
-# Prometheus, Java 17 and Maven for Apache Kafka). Apache Kafka itself is started by the test
-# fixture from jars fetched here once (`shop kafka --fetch-only`).
+# Prometheus, Java 17 and Maven for Apache Kafka), and FerretDB (27017), a MongoDB-wire server
+# over SQLite that the read model's MongoDB store is tested against, built once from the Go
+# module proxy into a cache outside the repo. Apache Kafka itself is started by the test fixture
+# from jars fetched here once (`shop kafka --fetch-only`).
 #
 # Idempotent: on a machine where everything is installed, configured and running it changes
 # nothing and takes seconds. Run it as root (it uses apt-get and pg_ctlcluster); docs/servers.md
@@ -13,6 +15,8 @@ set -euo pipefail
 PG_VERSION=15
 PG_PORT=5432
 REDIS_PORT=6379
+MONGO_PORT=27017
+FERRETDB_VERSION=v1.24.2
 say() { echo "servers: $*"; }
 
 # --- packages: install only what is missing, with one apt-get update ------------------------
@@ -104,4 +108,66 @@ fi
 for _ in $(seq 60); do redis_up && break; sleep 0.5; done
 redis_up || { echo "Redis is not answering on 127.0.0.1:$REDIS_PORT" >&2; exit 1; }
 
-say "PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT (max_prepared_transactions=$prepared), Redis on 127.0.0.1:$REDIS_PORT"
+# --- FerretDB: a MongoDB-wire server over SQLite files, loopback only, no auth ------------
+# Built from its module's source rather than by `go install ...@version`: the binary refuses
+# to start unless build/version/version.txt (generated from git in FerretDB's own tree, absent
+# from the module zip) names its version, so the build writes that file first.
+FERRETDB_HOME="${XDG_CACHE_HOME:-$HOME/.cache}/shop/ferretdb-$FERRETDB_VERSION"
+FERRETDB="$FERRETDB_HOME/bin/ferretdb"
+FERRETDB_STATE="${XDG_STATE_HOME:-$HOME/.local/state}/shop/ferretdb"
+if [ ! -x "$FERRETDB" ]; then
+  go_bin=$(command -v go || echo /usr/local/go/bin/go)
+  [ -x "$go_bin" ] || { echo "FerretDB is built with Go, and no go is installed" >&2; exit 1; }
+  say "building FerretDB $FERRETDB_VERSION (a few minutes, once)"
+  module_dir=$("$go_bin" mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$module_dir" ] || { echo "go mod download gave no FerretDB source" >&2; exit 1; }
+  build_dir=$(mktemp -d)
+  trap 'chmod -R u+w "$build_dir"; rm -rf "$build_dir"' EXIT
+  cp -R "$module_dir/." "$build_dir" && chmod -R u+w "$build_dir"
+  echo "$FERRETDB_VERSION" >"$build_dir/build/version/version.txt"
+  mkdir -p "$FERRETDB_HOME/bin"
+  (cd "$build_dir" && "$go_bin" build -buildvcs=false -trimpath -o "$FERRETDB.new" ./cmd/ferretdb)
+  mv "$FERRETDB.new" "$FERRETDB"
+  rm -rf "$build_dir"
+  trap - EXIT
+fi
+
+# The readiness check: a MongoDB `ping` (OP_MSG {ping: 1, $db: "admin"}) answered with ok: 1,
+# in the standard library's Python, since no MongoDB client is installed at this point.
+mongo_up() {
+  python3 - "$MONGO_PORT" <<'PY' 2>/dev/null
+import socket, struct, sys
+def cstr(s): return s.encode() + b"\0"
+body = b"\x10" + cstr("ping") + struct.pack("<i", 1)
+body += b"\x02" + cstr("$db") + struct.pack("<i", 6) + cstr("admin")
+doc = struct.pack("<i", len(body) + 5) + body + b"\0"
+msg = struct.pack("<I", 0) + b"\0" + doc
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2) as sock:
+    sock.settimeout(2)
+    sock.sendall(struct.pack("<iiii", 16 + len(msg), 1, 0, 2013) + msg)
+    reply = b""
+    while len(reply) < 4 or len(reply) < struct.unpack("<i", reply[:4])[0]:
+        chunk = sock.recv(65536)
+        if not chunk:
+            sys.exit(1)
+        reply += chunk
+at = reply.find(b"\x01ok\0")
+sys.exit(0 if at >= 0 and struct.unpack("<d", reply[at + 4 : at + 12])[0] == 1.0 else 1)
+PY
+}
+if ! mongo_up; then
+  say "starting FerretDB"
+  mkdir -p "$FERRETDB_STATE/data"
+  setsid "$FERRETDB" --handler=sqlite --sqlite-url="file:$FERRETDB_STATE/data/" \
+    --listen-addr="127.0.0.1:$MONGO_PORT" --state-dir="$FERRETDB_STATE" --debug-addr=- \
+    --telemetry=disable --log-level=WARN >>"$FERRETDB_STATE/ferretdb.log" 2>&1 </dev/null &
+fi
+for _ in $(seq 60); do mongo_up && break; sleep 0.5; done
+mongo_up || {
+  echo "FerretDB is not answering a MongoDB ping on 127.0.0.1:$MONGO_PORT" \
+    "(log: $FERRETDB_STATE/ferretdb.log)" >&2
+  exit 1
+}
+
+say "PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT (max_prepared_transactions=$prepared), Redis on 127.0.0.1:$REDIS_PORT, FerretDB $FERRETDB_VERSION on 127.0.0.1:$MONGO_PORT"
