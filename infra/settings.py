@@ -124,6 +124,12 @@ class MonolithSettings(SharedSettings):
     monolith_forwarding_backends: dict[str, str] = Field(default_factory=dict)
     monolith_forwarding_connect_timeout: float = Field(1.0, gt=0)
     monolith_forwarding_read_timeout: float = Field(4.0, gt=0)
+    # Until the read model serves them (stage 9), the monolith composes /api/views pages by
+    # asking the owners of members, orders and payments through the gateway at this URL,
+    # with the caller's token (monolith/entrypoints/routes/views.py); each call gets what is
+    # left of the request's budget. Default: the gateway, where the process registry has it
+    # (http://127.0.0.1:SHOP_GATEWAY_PORT).
+    monolith_views_compose_url: str | None = None
 
     @model_validator(mode="after")
     def _monolith_budgets(self) -> Any:

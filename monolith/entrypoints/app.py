@@ -1,6 +1,7 @@
 """Composition root of the monolith: engine, migrations, seed, token issuer, feature switches,
 the member service's points client and the recovery of its debits, the events relay, the
-consumer groups (fulfilment, the catalogue), routes."""
+consumer groups (fulfilment, the catalogue), the client the composed pages call the gateway
+with, routes."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from monolith.entrypoints.routes import (
     payments,
     products,
     shipments,
+    views,
 )
 from monolith.seed import seed_catalogue
 from monolith.service_layer import catalog, events, fulfilment
@@ -92,6 +94,11 @@ def create_app(settings: MonolithSettings, *, seed: bool = True) -> FastAPI:
             registry=registry,
         )
         app.state.consumers = [shipping, stock]
+        # The pages of /api/views, composed from the owners' answers through the gateway.
+        app.state.views_client = views.compose_client(
+            settings.monolith_views_compose_url or urls()["gateway"],
+            settings.monolith_server_limit,
+        )
         app.state.readiness.add_check("legacy_db", lambda: ping(engine))
         stop = asyncio.Event()
         recovery = asyncio.create_task(_recover(points, app.state.features, settings, stop))
@@ -106,6 +113,7 @@ def create_app(settings: MonolithSettings, *, seed: bool = True) -> FastAPI:
             for consumer in app.state.consumers:
                 await consumer.stop()  # finishes and commits its batch
             await relay.stop(settings.shutdown_grace_seconds)  # publishes what it can first
+            await app.state.views_client.aclose()
             client.close()
             engine.dispose()
 
@@ -114,7 +122,7 @@ def create_app(settings: MonolithSettings, *, seed: bool = True) -> FastAPI:
     )
     app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds)
     app.state.admin_token = settings.admin_token
-    for module in (members, products, orders, payments, shipments, holds, admin):
+    for module in (members, products, orders, payments, shipments, holds, admin, views):
         app.include_router(module.router)
     app.include_router(parked_events_router(lambda request: request.app.state.consumers))
     install_forwarding(
