@@ -1,13 +1,18 @@
-"""Shared fixtures. Tests that need PostgreSQL or Redis use the real servers named by
-SHOP_TEST_POSTGRES_URL / SHOP_TEST_REDIS_URL (CI sets both); where a server is absent they
-skip with the reason, except under SHOP_TEST_REQUIRE_SERVERS=1 (CI), where they fail."""
+"""Shared fixtures. Tests that need PostgreSQL, Redis or MongoDB use the real servers named by
+SHOP_TEST_POSTGRES_URL / SHOP_TEST_REDIS_URL / SHOP_TEST_MONGO_URL (CI sets them, with
+FerretDB as the MongoDB-wire server); where a server is absent they skip with the reason,
+except under SHOP_TEST_REQUIRE_SERVERS=1 (CI), where they fail. A test (or a parameter) marked
+`mongodb` is checked for its server before it runs."""
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
+import pymongo
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -18,6 +23,7 @@ from libs.dualwrite.twophase import prepared_transactions_allowed
 pytest_plugins = ["tests.support.kafka_fixtures"]
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DEFAULT_MONGO = "mongodb://127.0.0.1:27017/"
 
 
 def _unavailable(what: str, why: Exception) -> None:
@@ -39,6 +45,56 @@ def postgres_admin_url() -> str:
     finally:
         engine.dispose()
     return url
+
+
+@functools.cache
+def _mongo_unreachable(url: str) -> Exception | None:
+    """Why the MongoDB-wire server at `url` cannot be used (None: it answers a ping), asked
+    once a session."""
+    client: pymongo.MongoClient = pymongo.MongoClient(
+        url, serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, socketTimeoutMS=2000
+    )
+    try:
+        client.admin.command("ping")
+    except Exception as exc:
+        return exc
+    finally:
+        client.close()
+    return None
+
+
+def _mongo_server() -> str:
+    url = os.environ.get("SHOP_TEST_MONGO_URL", DEFAULT_MONGO)
+    why = _mongo_unreachable(url)
+    if why is not None:
+        _unavailable("MongoDB", why)
+    return url
+
+
+@pytest.fixture(scope="session")
+def mongo_server_url() -> str:
+    return _mongo_server()
+
+
+@pytest.fixture
+def mongo_url(mongo_server_url: str) -> Iterator[str]:
+    """The server's URL naming a fresh database (its path) for one test, dropped afterwards."""
+    name = f"shop_test_{uuid.uuid4().hex[:12]}"
+    yield urlunsplit(urlsplit(mongo_server_url)._replace(path=f"/{name}"))
+    client: pymongo.MongoClient = pymongo.MongoClient(
+        mongo_server_url, serverSelectionTimeoutMS=5000
+    )
+    try:
+        client.drop_database(name)
+    finally:
+        client.close()
+
+
+def pytest_runtest_setup(item) -> None:
+    # The marker alone brings the check, so a parametrized test can mark just the parameter
+    # that needs the server.
+    if item.get_closest_marker("mongodb") is not None:
+        _mongo_server()
 
 
 @pytest.fixture
@@ -114,9 +170,18 @@ def _drop_database(admin: sa.Engine, url, name: str) -> None:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-# `make test-fast`: only the tests that need no server (no PostgreSQL, no broker process, no
-# browser). The whole suite, with every server, is `make test`.
-SERVER_FIXTURES = {"postgres_admin_url", "kafka_broker", "broker", "browser", "page"}
+# `make test-fast`: only the tests that need no server (no PostgreSQL, no MongoDB, no broker
+# process, no browser). The whole suite, with every server, is `make test`.
+SERVER_FIXTURES = {
+    "postgres_admin_url",
+    "mongo_server_url",
+    "mongo_url",
+    "kafka_broker",
+    "broker",
+    "browser",
+    "page",
+}
+SERVER_MARKERS = ("slow", "mongodb")
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -126,7 +191,8 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         needs_server = bool(SERVER_FIXTURES & set(getattr(item, "fixturenames", ())))
-        needs_server |= "postgres" in params.values() or item.get_closest_marker("slow") is not None
+        needs_server |= "postgres" in params.values()
+        needs_server |= any(item.get_closest_marker(name) for name in SERVER_MARKERS)
         (slow if needs_server else fast).append(item)
     config.hook.pytest_deselected(items=slow)
     items[:] = fast
