@@ -10,6 +10,7 @@ from infra.extractions import by_name
 from infra.kafka.cli import kafka
 from infra.load_cli import load
 from infra.processes import PROCESSES, check_process_budgets
+from infra.read_model_cli import read_model
 from infra.scenario_cli import scenario
 from infra.settings import SharedSettings, load_settings
 from infra.stage_cli import stage
@@ -104,4 +105,5 @@ main.add_command(kafka)
 main.add_command(load)
 main.add_command(stage)
 main.add_command(scenario)
+main.add_command(read_model)
 register_gateway_commands(main)

@@ -1,7 +1,8 @@
-"""The processes of the system: the monolith, the gateway, and one service per declared
-extraction (infra/extractions.py). Each process reads its own settings class; where it
-answers, its server limit and the call edges whose timeouts are checked at start-up all come
-from this table. `shop run NAME`, `shop up`, the stage engine and the demo read it."""
+"""The processes of the system: the monolith, the gateway, one service per declared
+extraction (infra/extractions.py), and the read model. Each process reads its own settings
+class; where it answers, its server limit and the call edges whose timeouts are checked at
+start-up all come from this table. `shop run NAME`, `shop up`, the stage engine and the demo
+read it."""
 
 from __future__ import annotations
 
@@ -13,8 +14,16 @@ from typing import Any
 from fastapi import FastAPI
 
 from infra.extractions import EXTRACTIONS, PHASES, Extraction, waves
-from infra.settings import GatewaySettings, MonolithSettings, SharedSettings, load_settings
+from infra.settings import (
+    GatewaySettings,
+    MonolithSettings,
+    ReadModelSettings,
+    SharedSettings,
+    load_settings,
+)
 from libs.timeouts import Edge, check_budgets
+
+READ_MODEL = "read-model"
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,16 @@ def processes_of(extractions: tuple[Extraction, ...]) -> dict[str, ProcessSpec]:
                 service.owns,
                 1 + len(PHASES) * index,
             )
+    # The CQRS front server comes after every extraction: it reads what they all announce.
+    table[READ_MODEL] = ProcessSpec(
+        READ_MODEL,
+        "read_model.entrypoints.app:create_app",
+        ReadModelSettings,
+        "read_model_port",
+        "read_model_server_limit",
+        "views built from events (my page, order detail)",
+        1 + len(PHASES) * len(waves(extractions)),
+    )
     return table
 
 

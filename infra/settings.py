@@ -156,6 +156,37 @@ class MonolithSettings(SharedSettings):
         )
 
 
+class ReadModelSettings(SharedSettings):
+    """The CQRS read model (read_model/, stage 9): views built from the member, order and
+    payment events, served at /api/views."""
+
+    read_model_port: int = 8020
+    read_model_server_limit: float = Field(2.0, gt=0)
+    # Where the views live: a SQLite or PostgreSQL URL (the document as JSON), or a
+    # mongodb:// URL (one document per view). Unset: the read model's own SQLite file.
+    read_model_store_url: str | None = None
+    # The read model's own DB: its parked events and which view generation is served.
+    read_model_db_url: str | None = None
+    # Cache-aside in front of the store when set (redis://host:port/db), entries kept this
+    # long at most; the event that changes a view invalidates its entry before that.
+    redis_url: str | None = None
+    read_model_cache_ttl_seconds: float = Field(30.0, gt=0)
+    # Its consumer groups are `<group>.<generation>` (read-model.g1, then g2 after a
+    # rebuild...): replicas of one read model share it and split the partitions (give them
+    # one store and one Redis); a second, separate read model needs a group of its own.
+    read_model_group: str = "read-model"
+    # Static membership of its consumer group (see ServiceSettings.group_instance_id).
+    read_model_group_instance_id: str | None = None
+
+    @cached_property
+    def read_model_db(self) -> str:
+        return self.read_model_db_url or f"sqlite:///{self.data_dir / 'read_model.db'}"
+
+    @cached_property
+    def read_model_store(self) -> str:
+        return self.read_model_store_url or self.read_model_db
+
+
 class GatewaySettings(SharedSettings):
     gateway_port: int = 8000
     gateway_connect_timeout: float = Field(1.0, gt=0)

@@ -103,7 +103,17 @@ def held_count(view: View) -> int:
 # --- applying one event -------------------------------------------------------------------
 
 
+def _blank(kind: str) -> dict[str, Any]:
+    """A view's shape before its first event: every field there, unknown ones null."""
+    if kind == MY_PAGE:
+        return {"member": None, "points": None, "orders": []}
+    fields = ("id", "member_id", "status", "total", "placed_at", "lines", "payment")
+    return dict.fromkeys(fields) | {"timeline": []}
+
+
 def _change(view: View, event: Event) -> None:
+    if not view.data:
+        view.data = _blank(view.kind)
     changes: dict[tuple[str, str], Callable[[View, Event], None]] = {
         (MY_PAGE, "member"): _page_member,
         (MY_PAGE, "order"): _page_order,
