@@ -22,6 +22,9 @@ members = sa.Table(
     sa.Column("points", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", Timestamp(), nullable=False),
     sa.Column("updated_at", Timestamp(), nullable=False, index=True),
+    # One more with every change of the row, in SQL (`version + 1`), whoever makes it: the
+    # sequence of the member's events on `shop.members` (migration 0008).
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
     sa.CheckConstraint("points >= 0", name="members_points_not_negative"),
 )
 
@@ -136,8 +139,8 @@ point_spends = sa.Table(
     sa.Index("ix_point_spends_status", "status"),
 )
 
-# Payment events (shop.payments), written in the payment's transaction, published by the
-# relay after it commits (libs/events).
+# Events (shop.payments, shop.orders, shop.members), written in the change's transaction,
+# published by the relay after it commits (libs/events).
 event_outbox = outbox_table(metadata)
 
 # Fulfilment, which stays in the monolith: a paid order gets a shipment to pack, a refunded

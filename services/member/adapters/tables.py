@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from libs.db.types import ID, Timestamp
 from libs.dualwrite import mirror
 from libs.events.inbox import inbox_tables
+from libs.events.outbox import outbox_table
 
 legacy_metadata = sa.MetaData()
 
@@ -26,6 +27,9 @@ legacy_members = sa.Table(
     sa.Column("points", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", Timestamp(), nullable=False),
     sa.Column("updated_at", Timestamp(), nullable=False, index=True),
+    # One more with every change of the row, in SQL (`version + 1`): the sequence of the
+    # member's events (services/member/events.py). Monolith migration 0008.
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
     sa.CheckConstraint("points >= 0", name="members_points_not_negative"),
 )
 
@@ -48,5 +52,8 @@ metadata = sa.MetaData()
 _mirrored = mirror((legacy_members, legacy_point_ledger), metadata)
 members = _mirrored["members"]
 point_ledger = _mirrored["point_ledger"]
+# The member events, once they commit in the member DB (dual and single write); in the
+# shared-DB stage they go to the legacy DB's outbox with the rest of the write.
+event_outbox = outbox_table(metadata)
 # The payment events consumer's parked events (its effects are keyed by the ledger itself).
 events = inbox_tables(metadata)
