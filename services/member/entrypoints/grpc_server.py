@@ -4,6 +4,7 @@ the same handlers as the HTTP API, through the same data mode."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -24,8 +25,9 @@ STATUS = {
 
 
 class MemberServicer(member_pb2_grpc.MemberServiceServicer):
-    def __init__(self, data: ExtractionData) -> None:
-        self.data = data
+    def __init__(self, data: ExtractionData, announced: Callable[[], None]) -> None:
+        """`announced`: called after a change committed, whose event waits in an outbox."""
+        self.data, self.announced = data, announced
 
     async def GetMember(self, request, context: grpc.aio.ServicerContext):
         try:
@@ -52,10 +54,13 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
 
     async def _run(self, context: grpc.aio.ServicerContext, handler, cmd) -> dict[str, Any]:
         try:
-            return await asyncio.to_thread(handler, cmd, self.data)
+            result = await asyncio.to_thread(handler, cmd, self.data)
         except tuple(STATUS) as exc:
             await context.abort(STATUS[type(exc)], f"{exc.code}: {exc.message}")
             raise AssertionError("unreachable: context.abort() raises") from exc
+        if result["applied"]:
+            self.announced()
+        return result
 
 
 def to_message(member: dict[str, Any]) -> member_pb2.Member:
@@ -64,8 +69,11 @@ def to_message(member: dict[str, Any]) -> member_pb2.Member:
     return member_pb2.Member(**fields, **times, phone=member["phone"])
 
 
-async def start_grpc(data: ExtractionData, host: str, port: int) -> grpc.aio.Server:
-    servicer = MemberServicer(data)
+async def start_grpc(
+    data: ExtractionData, host: str, port: int, announced: Callable[[], None] = lambda: None
+) -> grpc.aio.Server:
+    """`announced`: wakes the relay after a points change (its event is in the outbox)."""
+    servicer = MemberServicer(data, announced)
     return await start_grpc_server(
         lambda server: member_pb2_grpc.add_MemberServiceServicer_to_server(servicer, server),
         host,

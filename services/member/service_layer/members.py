@@ -1,20 +1,32 @@
 """Member handlers: signup, login, profile, points. Each is one transaction through
-`ExtractionData`, whose data mode decides which DB it reaches (docs/decisions/0001)."""
+`ExtractionData`, whose data mode decides which DB it reaches (docs/decisions/0001).
+
+Every change of a member row moves its `version` by one in SQL and announces the member's new
+state on `shop.members` (services/member/events.py) in the same transaction, through
+`ExtractionData.announce`: into the legacy DB's outbox while the service shares that DB, its
+own from dual write on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from libs.auth import hash_password, verify_password
+from libs.dualwrite import WriteTransaction
+from libs.events.envelope import Event
+from libs.events.outbox import Outbox
 from libs.extraction import ExtractionData, Reads
+from services.member import events
+from services.member.adapters.tables import event_outbox
 from services.member.domain.errors import Conflict, Unauthorized, member_not_found
 from services.member.domain.members import normalise_email, profile_changes
 from services.member.service_layer import commands
 
 PUBLIC = ("id", "email", "name", "phone", "points", "created_at", "updated_at")
+outbox = Outbox(event_outbox)
 
 
 def signup(cmd: commands.Signup, data: ExtractionData) -> dict[str, Any]:
@@ -28,9 +40,11 @@ def signup(cmd: commands.Signup, data: ExtractionData) -> dict[str, Any]:
     with data.writing() as tx:
         if tx.read("members", lambda t: sa.select(t.c.id).where(t.c.email == email)).first():
             raise Conflict("EMAIL_TAKEN", "A member with this email already exists.")
-        created = tx.write("members", lambda t: t.insert().values(**values))
+        # A new row is the member's first change: version 1, the sequence of its first event.
+        created = tx.write("members", lambda t: t.insert().values(**values, version=1))
         inserted = created.inserted_primary_key
         assert inserted is not None  # a single-row insert always has its key
+        announce(tx, data, inserted[0], events.member_registered)
         return _get(tx, inserted[0])
 
 
@@ -54,13 +68,32 @@ def update_profile(cmd: commands.UpdateProfile, data: ExtractionData) -> dict[st
     changes = profile_changes(cmd.name, cmd.phone) | {"updated_at": datetime.now(UTC)}
     with data.writing() as tx:
         _get(tx, cmd.member_id)
-        tx.write("members", lambda t: t.update().where(t.c.id == cmd.member_id).values(**changes))
+        tx.write(
+            "members",
+            lambda t: (
+                t.update().where(t.c.id == cmd.member_id).values(**changes, version=t.c.version + 1)
+            ),
+        )
+        announce(tx, data, cmd.member_id, events.profile_changed)
         return _get(tx, cmd.member_id)
 
 
-def _get(tx: Reads, member_id: int) -> dict[str, Any]:
+def announce(
+    tx: WriteTransaction,
+    data: ExtractionData,
+    member_id: int,
+    build: Callable[[dict[str, Any]], Event],
+) -> None:
+    """After a change of the member's row, in its transaction: the event `build` makes of
+    the row as it now is, in the outbox of the DB of record. The row is read back rather than
+    its version computed here, since `version + 1` ran in SQL (in each DB, in dual mode)."""
+    member = _get(tx, member_id, events.COLUMNS)
+    data.announce(tx, outbox, events.TOPIC, build(member))
+
+
+def _get(tx: Reads, member_id: int, columns: tuple[str, ...] = PUBLIC) -> dict[str, Any]:
     def select(t: sa.Table) -> sa.Select:
-        return sa.select(*(t.c[name] for name in PUBLIC)).where(t.c.id == member_id)
+        return sa.select(*(t.c[name] for name in columns)).where(t.c.id == member_id)
 
     row = tx.read("members", select).mappings().first()
     if row is None:

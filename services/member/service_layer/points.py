@@ -11,7 +11,12 @@ Debits are calls, because only the owner can say whether the balance allows them
 Credits are events (`shop.payments`), because nothing can refuse them, they can only be
 late: `apply_payment_event` earns a card payment's points on PaymentCompleted and gives a
 points payment's points back on PaymentRefunded, keyed by (payment id, reason). The monolith,
-while it moved points itself, wrote the same keys, so its events find their lines there."""
+while it moved points itself, wrote the same keys, so its events find their lines there.
+
+Every move of a balance (`_move`) also moves the member's version and announces
+MemberPointsChanged on `shop.members`, with the delta and the ledger's reason, in its
+transaction (services/member/events.py); a line that moves nothing (a cancel that overtook
+its spend) changes no balance and announces nothing."""
 
 from __future__ import annotations
 
@@ -21,10 +26,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from libs.dualwrite import WriteTransaction
 from libs.events.envelope import Event
 from libs.extraction import ExtractionData, Reads
+from services.member import events
 from services.member.domain.errors import Conflict, Invalid, member_not_found
 from services.member.service_layer import commands
+from services.member.service_layer.members import announce
 
 EARN, SPEND, REFUND, TAKE_BACK, CANCEL = "earn", "spend", "refund", "take-back", "cancel"
 DEBITS = (SPEND, TAKE_BACK)
@@ -46,14 +54,14 @@ def spend(cmd: commands.SpendPoints, data: ExtractionData) -> dict[str, Any]:
         if cmd.reason == TAKE_BACK and not _has_line(tx, cmd.payment_id, EARN):
             # The earn this reverses is still on its way: apply it now, so the take-back
             # reverses something; its event, when it comes, finds the line and does nothing.
-            _move(tx, cmd.member_id, cmd.amount, EARN, cmd.payment_id, None, now)
+            _move(data, tx, cmd.member_id, cmd.amount, EARN, cmd.payment_id, None, now)
             balance += cmd.amount
         if balance < cmd.amount:
             raise Conflict(
                 "INSUFFICIENT_POINTS",
                 f"The balance is {balance} points; {cmd.amount} are needed.",
             )
-        _move(tx, cmd.member_id, -cmd.amount, cmd.reason, cmd.payment_id, cmd.key, now)
+        _move(data, tx, cmd.member_id, -cmd.amount, cmd.reason, cmd.payment_id, cmd.key, now)
         return {"balance": balance - cmd.amount, "spent": cmd.amount, "applied": True}
 
 
@@ -71,7 +79,7 @@ def cancel(cmd: commands.CancelSpend, data: ExtractionData) -> dict[str, Any]:
             _same_member(spent, cmd.member_id, cmd.key)
         restored = -spent["delta"] if spent is not None else 0
         payment_id = spent["payment_id"] if spent is not None else None
-        _move(tx, cmd.member_id, restored, CANCEL, payment_id, _CANCELLED + cmd.key, now)
+        _move(data, tx, cmd.member_id, restored, CANCEL, payment_id, _CANCELLED + cmd.key, now)
         return {"balance": balance + restored, "restored": restored, "applied": True}
 
 
@@ -107,7 +115,7 @@ def apply_payment_event(event: Event, data: ExtractionData) -> bool:
         _balance(tx, member_id)  # locked: the checks again, under the lock
         applied = False
         if credit_due(tx):
-            _move(tx, member_id, amount, reason, payment_id, None, now)
+            _move(data, tx, member_id, amount, reason, payment_id, None, now)
             applied = True
         if link_due(tx):
             tx.write(
@@ -156,7 +164,8 @@ def _same_member(line: sa.RowMapping, member_id: int, key: str) -> None:
 
 
 def _move(
-    tx,
+    data: ExtractionData,
+    tx: WriteTransaction,
     member_id: int,
     delta: int,
     reason: str,
@@ -164,20 +173,22 @@ def _move(
     key: str | None,
     now: datetime,
 ) -> None:
-    """Balance and ledger line together; `now` computed once, since dual mode runs each
-    builder once per DB and both must get the same row."""
-    if delta:
-        tx.write(
-            "members",
-            lambda t: (
-                t.update()
-                .where(t.c.id == member_id)
-                .values(points=t.c.points + delta, updated_at=now)
-            ),
-        )
+    """Balance, version, ledger line and event together; `now` computed once, since dual
+    mode runs each builder once per DB and both must get the same row."""
     line = {"member_id": member_id, "delta": delta, "reason": reason}
     line |= {"payment_id": payment_id, "spend_key": key, "created_at": now}
     tx.write("point_ledger", lambda t: t.insert().values(**line))
+    if not delta:
+        return  # a tombstone (a cancel before its spend): no balance moved, nothing to say
+    tx.write(
+        "members",
+        lambda t: (
+            t.update()
+            .where(t.c.id == member_id)
+            .values(points=t.c.points + delta, version=t.c.version + 1, updated_at=now)
+        ),
+    )
+    announce(tx, data, member_id, lambda member: events.points_changed(member, delta, reason))
 
 
 def _keyed_line(tx: Reads, key: str) -> sa.RowMapping | None:

@@ -3,7 +3,7 @@ send a member's request to either side during the ramp."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from libs.bearer import CurrentMember
 from libs.response import ApiError, ok
@@ -15,9 +15,17 @@ from services.member.service_layer import members as handlers
 router = APIRouter(prefix="/api/members", tags=["members"])
 
 
+def _announce(request: Request) -> None:
+    # The member's event committed with the change: wake the relay rather than wait for its
+    # poll (in the shared-DB stage the event is in the legacy DB's outbox, the monolith's).
+    request.app.state.relay.notify()
+
+
 @router.post("")
-def signup(body: MemberCreate, data: DataDep):
-    return ok(handlers.signup(commands.Signup(**body.model_dump()), data), status=201)
+def signup(request: Request, body: MemberCreate, data: DataDep):
+    member = handlers.signup(commands.Signup(**body.model_dump()), data)
+    _announce(request)
+    return ok(member, status=201)
 
 
 @router.post("/login")
@@ -39,12 +47,13 @@ def me(member_id: CurrentMember, data: DataDep):
 
 
 @router.patch("/me")
-def update_me(body: MemberUpdate, member_id: CurrentMember, data: DataDep):
+def update_me(request: Request, body: MemberUpdate, member_id: CurrentMember, data: DataDep):
     if body.name is None and body.phone is None:
         raise ApiError(422, "NOTHING_TO_UPDATE", "Send at least one of: name, phone.")
-    return ok(
-        handlers.update_profile(commands.UpdateProfile(member_id, body.name, body.phone), data)
-    )
+    cmd = commands.UpdateProfile(member_id, body.name, body.phone)
+    member = handlers.update_profile(cmd, data)
+    _announce(request)
+    return ok(member)
 
 
 @router.get("/me/points")
