@@ -1,7 +1,13 @@
-"""Member handlers: signup, login, profile, points."""
+"""Member handlers: signup, login, profile, points.
+
+Every change of a member row moves its `version` by one in SQL and writes the member's new
+state to the outbox in the same transaction, as a `shop.members` event whose shape is the
+member service's (services/member/events.py): the member service writes the same rows, and
+the same events, from its shared-DB stage on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,9 +15,12 @@ import sqlalchemy as sa
 
 from libs.auth import hash_password, verify_password
 from libs.errors import Conflict, NotFound, Unauthorized
+from libs.events.envelope import Event
 from monolith.adapters.tables import members, point_ledger
 from monolith.service_layer import commands
+from monolith.service_layer.events import outbox
 from monolith.service_layer.unit_of_work import UnitOfWork
+from services.member import events as member_events
 
 PUBLIC_COLUMNS = (
     members.c.id,
@@ -42,10 +51,12 @@ def signup(cmd: commands.Signup, uow: UnitOfWork) -> dict[str, Any]:
                 points=0,
                 created_at=now,
                 updated_at=now,
+                version=1,  # the member's first change, the sequence of its first event
             )
         ).inserted_primary_key
         assert inserted is not None  # a single-row insert always has its key
         member_id = inserted[0]
+        _announce(uow.conn, member_id, member_events.member_registered)
         member = _get(uow.conn, member_id)
         uow.commit()
     return member
@@ -75,8 +86,9 @@ def update_profile(cmd: commands.UpdateProfile, uow: UnitOfWork) -> dict[str, An
         uow.conn.execute(
             members.update()
             .where(members.c.id == cmd.member_id)
-            .values(**changes, updated_at=datetime.now(UTC))
+            .values(**changes, version=members.c.version + 1, updated_at=datetime.now(UTC))
         )
+        _announce(uow.conn, cmd.member_id, member_events.profile_changed)
         member = _get(uow.conn, cmd.member_id)
         uow.commit()
     return member
@@ -106,12 +118,13 @@ def points(member_id: int, uow: UnitOfWork, limit: int = 20) -> dict[str, Any]:
 def change_points(
     conn: sa.Connection, member_id: int, delta: int, reason: str, payment_id: int
 ) -> None:
-    """Balance and ledger move together, in the caller's transaction."""
+    """Balance, version, ledger and the member's event move together, in the caller's
+    transaction."""
     now = datetime.now(UTC)
     conn.execute(
         members.update()
         .where(members.c.id == member_id)
-        .values(points=members.c.points + delta, updated_at=now)
+        .values(points=members.c.points + delta, version=members.c.version + 1, updated_at=now)
     )
     conn.execute(
         point_ledger.insert().values(
@@ -122,12 +135,22 @@ def change_points(
             created_at=now,
         )
     )
+    _announce(conn, member_id, lambda member: member_events.points_changed(member, delta, reason))
 
 
-def _get(conn: sa.Connection, member_id: int) -> dict[str, Any]:
-    row = (
-        conn.execute(sa.select(*PUBLIC_COLUMNS).where(members.c.id == member_id)).mappings().first()
-    )
+def _announce(
+    conn: sa.Connection, member_id: int, build: Callable[[dict[str, Any]], Event]
+) -> None:
+    """After a change of the member's row, in its transaction: the event `build` makes of the
+    row as it now is (its version moved in SQL, so it is read back, not computed here)."""
+    outbox.add(conn, member_events.TOPIC, build(_get(conn, member_id, member_events.COLUMNS)))
+
+
+def _get(
+    conn: sa.Connection, member_id: int, columns: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    selected = PUBLIC_COLUMNS if columns is None else [members.c[name] for name in columns]
+    row = conn.execute(sa.select(*selected).where(members.c.id == member_id)).mappings().first()
     if row is None:
         raise NotFound("MEMBER_NOT_FOUND", f"Member {member_id} does not exist.")
     return dict(row)
