@@ -199,6 +199,11 @@ def _database_checks(
                     invariants.order_events_match_status(conn),
                 ),
                 (
+                    "every member change announced once, in order, with the member's state "
+                    "(shop.members)",
+                    invariants.member_events_match_versions(conn),
+                ),
+                (
                     "each paid order is shipped, each refunded one's shipment cancelled "
                     "(fulfilment, a subscriber of shop.payments)",
                     (

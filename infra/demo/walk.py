@@ -66,7 +66,7 @@ UNSETTLED = ("pending", "cancelling")
 # How long the checks wait for the events of the stage's last writes.
 EVENT_WAIT_SECONDS = 15.0
 # Who publishes events (an outbox and its relay), and who consumes them.
-PUBLISHERS = ("monolith", ORDERS.service.name, PAYMENTS.service.name)
+PUBLISHERS = ("monolith", MEMBERS.service.name, ORDERS.service.name, PAYMENTS.service.name)
 SUBSCRIBERS = ("monolith", MEMBERS.service.name, ORDERS.service.name)
 # Who answers for the points debits: the payment service reads `point_spends` where the data
 # mode says (the legacy DB the monolith also writes until dual write, its own DB after); the
@@ -203,6 +203,7 @@ def _check(
             *invariants.order_totals_match_lines(conn),
             *invariants.payments_match_orders(conn),
             *invariants.order_events_match_status(conn),
+            *invariants.member_events_match_versions(conn),
             *invariants.shipments_match_orders(conn),
             *invariants.holds_match_orders(conn, conn),
             *invariants.points_match_ledger(conn),
