@@ -339,3 +339,37 @@ async def test_a_keyed_handler_dedupes_by_its_own_key_parks_what_it_refuses_and_
     with pytest.raises(AlreadyReplayed):
         await running.runner.replay(parked.id)
     assert [row.aggregate_id for row in db.applied_rows()] == ["p-1", "p-2"]
+
+
+async def test_a_batch_is_applied_without_a_savepoint_per_event_unless_a_handler_refuses_one(
+    inbox_db, runners, new_topic, producer, unique
+):
+    """Savepoints cost two statements per event (two round trips each on PostgreSQL): a
+    batch runs without them, and only a batch with a refused event runs again with them, so
+    that event alone is parked and the others still apply."""
+    db, topic = inbox_db, await new_topic("members", 1)
+    statements: list[str] = []
+
+    @sa.event.listens_for(db.engine, "before_cursor_execute")
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    events = stream(["m-1"], 10)
+    await publish(producer, topic, events)
+    running = await runners(db, topic, unique("fast"))
+    await until(lambda: running.count("processed") == 10)
+    savepoints = sum(statement.startswith("SAVEPOINT") for statement in statements)
+
+    def refuses_the_second(conn: sa.Connection, event: Event) -> None:
+        db.apply(conn, event)  # rolled back with its attempt when it raises below
+        if event.sequence == 2:
+            raise ValueError("refused")
+
+    running = await runners(db, topic, unique("refusing"), refuses_the_second)
+    await until(lambda: running.count("processed") + running.count("parked") == 10)
+    assert savepoints == 0
+    assert any(statement.startswith("SAVEPOINT") for statement in statements)
+    assert running.count("parked") == 1
+    assert [row.event_id for row in db.applied_rows()] == [e.id for e in events] + [
+        e.id for e in events if e.sequence != 2
+    ]
