@@ -61,6 +61,7 @@ class PendingEvent:
     aggregate_id: str
     type: str
     payload: bytes
+    created_at: datetime
 
 
 class Outbox:
@@ -108,12 +109,15 @@ class Outbox:
         t = self.table
         query = (
             sa.select(t.c.position, t.c.event_id, t.c.topic, t.c.aggregate_id, t.c.type)
-            .add_columns(t.c.payload)
+            .add_columns(t.c.payload, t.c.created_at)
             .where(t.c.published_at.is_(None))
             .order_by(t.c.position)
             .limit(limit)
         )
-        return [PendingEvent(**row._asdict()) for row in conn.execute(query)]
+        return [
+            PendingEvent(**{**row._asdict(), "created_at": _aware(row.created_at)})
+            for row in conn.execute(query)
+        ]
 
     def mark_published(self, conn: sa.Connection, positions: Sequence[int]) -> None:
         t = self.table
@@ -138,6 +142,8 @@ class Outbox:
             t.c.published_at.is_(None)
         )
         count, oldest = conn.execute(query).one()
-        if oldest is not None and oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=UTC)  # SQLite keeps no zone; add() writes UTC
-        return int(count), oldest
+        return int(count), _aware(oldest) if oldest is not None else None
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite keeps no zone

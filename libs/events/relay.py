@@ -136,6 +136,9 @@ class Relay:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        # The next batch, read in the transaction that marked the last one.
+        self._next: list[PendingEvent] = []
+        self._recount_at = 0.0
 
     async def start(self) -> None:
         if self._task is not None:
@@ -200,7 +203,7 @@ class Relay:
                 if not published:
                     return
                 continue
-            if published < self.batch_size:  # a full batch means more may be waiting
+            if not self._next:  # what the mark's transaction found waiting goes out at once
                 await self._pause(self.poll_interval)
 
     async def _pause(self, seconds: float) -> None:
@@ -214,10 +217,8 @@ class Relay:
         """Read, send, await the acknowledgements, mark: one batch. Returns how many events
         were marked published; raises after recording a failure on the event that stopped
         the batch."""
-        rows = await asyncio.to_thread(self._read)
+        rows, self._next = self._next or await asyncio.to_thread(self._read), []
         if not rows:
-            self._backlog.set(0)
-            self._oldest_age.set(0)
             return 0
         try:
             producer = await self._ensure_producer()
@@ -259,7 +260,8 @@ class Relay:
         await asyncio.to_thread(self._record_failure, row, error)
 
     async def mark_published(self, positions: list[int]) -> None:
-        """The step after the broker acknowledged: a crash before it is the duplicate case."""
+        """The step after the broker acknowledged: a crash before it is the duplicate case.
+        Its transaction also reads the next batch, which then goes out right after it."""
         await asyncio.to_thread(self._mark, positions)
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
@@ -289,14 +291,28 @@ class Relay:
         # never takes the write lock the process's own writers queue on.
         with self.engine.connect() as conn:
             reader = conn.execution_options(readonly=True)
-            return _unlocked(reader, lambda: self.outbox.pending(reader, self.batch_size))
+            return _unlocked(reader, lambda: self._pending(reader))
 
-    # The backlog gauges are read in the transaction that changes the outbox anyway: one
-    # commit per batch, instead of a second connection and query after it.
     def _mark(self, positions: list[int]) -> None:
-        with _write_transaction(self.engine) as conn:  # the whole batch in one transaction
+        # One transaction per batch: it marks the batch (all of it or none) and reads the
+        # next one, so the relay takes the lock once per batch, not once to mark and again
+        # to read.
+        with _write_transaction(self.engine) as conn:
             self.outbox.mark_published(conn, positions)
+            following = self._pending(conn)
+        self._next = following
+
+    def _pending(self, conn: sa.Connection) -> list[PendingEvent]:
+        """The next batch, with the backlog gauges read off it: fewer rows than a batch are the
+        whole backlog. Only while more than a batch waits is the outbox counted, at most once
+        a second: counting it per batch made draining a large backlog quadratic."""
+        rows = self.outbox.pending(conn, self.batch_size)
+        if len(rows) < self.batch_size:
+            self._show_backlog(len(rows), min((row.created_at for row in rows), default=None))
+        elif (now := time.monotonic()) >= self._recount_at:
+            self._recount_at = now + BACKLOG_RECOUNT_SECONDS
             self._show_backlog(*self.outbox.backlog(conn))
+        return rows
 
     def _record_failure(self, row: PendingEvent, error: BaseException) -> None:
         with _write_transaction(self.engine) as conn:
@@ -344,6 +360,8 @@ def _acknowledged_prefix(
 
 # How often the relay asks again for a SQLite lock it is waiting for.
 LOCK_RETRY_SECONDS = 0.0005
+# How often the backlog gauges count the outbox while more than a batch waits.
+BACKLOG_RECOUNT_SECONDS = 1.0
 T = TypeVar("T")
 
 

@@ -7,6 +7,7 @@ import asyncio
 from collections import defaultdict
 
 import pytest
+import sqlalchemy as sa
 
 from infra.supervisor import free_port
 from libs.events.envelope import Event, parse
@@ -87,6 +88,46 @@ async def test_notify_wakes_the_relay_long_before_its_poll_interval(
         await until(lambda: _sample(registry, "shop_outbox_published_total") == 2, within=2)
     finally:
         await relay.stop()
+
+
+async def test_each_batch_takes_one_transaction_and_the_backlog_is_not_recounted_per_batch(
+    outbox_db: OutboxDb, new_topic, bootstrap, registry
+):
+    """The transaction that marks a batch reads the next one (on SQLite, one lock a batch
+    instead of two), and the backlog gauges come from the rows read, not from counting the
+    outbox after every batch (which made draining a large backlog quadratic)."""
+    db = outbox_db
+    topic = await new_topic("members", TOPIC_PARTITIONS)
+    written = db.write_interleaved(topic, AGGREGATES, each=5)
+    transactions, counts = [], []
+
+    @sa.event.listens_for(db.engine, "begin")
+    def began(conn) -> None:
+        transactions.append(conn)
+
+    @sa.event.listens_for(db.engine, "before_cursor_execute")
+    def executed(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "count(" in statement.lower():
+            counts.append(statement)
+
+    relay = Relay(
+        db.engine, db.outbox, bootstrap, batch_size=6, poll_interval=30, registry=registry
+    )
+    await relay.start()
+    try:
+        await until(lambda: _sample(registry, "shop_outbox_published_total") == len(written))
+        await asyncio.sleep(0.2)  # the relay is now parked in its 30 s poll
+        # One read, then a transaction per batch of 6, 6, 6 and 2, whose last read found none.
+        assert len(transactions) == 1 + 4
+        assert len(counts) == 1  # the first read saw a full batch; the rest were read off
+        assert _sample(registry, "shop_outbox_backlog") == 0
+        assert _sample(registry, "shop_outbox_oldest_age_seconds") == 0
+        db.write(topic, "m-1")
+        relay.notify()
+        await until(lambda: _sample(registry, "shop_outbox_published_total") == len(written) + 1)
+    finally:
+        await relay.stop()
+    assert all(row.published_at is not None for row in db.rows())
 
 
 async def test_a_crash_between_send_and_mark_resends_exactly_the_unmarked_batch(
