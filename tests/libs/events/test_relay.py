@@ -173,8 +173,8 @@ async def test_a_broker_that_is_down_is_retried_and_published_to_once_it_is_up(
         head = db.rows()[0]
         assert head.published_at is None and "Error" in head.last_error
         assert _sample(registry, "shop_outbox_backlog") == len(written)
-        assert _sample(registry, "shop_outbox_oldest_age_seconds") > 0
-        assert _sample(registry, "shop_outbox_publish_failures_total") >= 2
+        assert (_sample(registry, "shop_outbox_oldest_age_seconds") or 0) > 0
+        assert (_sample(registry, "shop_outbox_publish_failures_total") or 0) >= 2
         await asyncio.to_thread(broker.start)
         await until(lambda: _sample(registry, "shop_outbox_backlog") == 0, within=20)
     finally:
@@ -211,7 +211,7 @@ async def test_a_broker_outage_while_publishing_is_retried_losing_nothing_keepin
     finally:
         await relay.stop()
     received = await read_topic(topic)
-    assert _sample(registry, "shop_outbox_publish_failures_total") >= 1
+    assert (_sample(registry, "shop_outbox_publish_failures_total") or 0) >= 1
     assert any(row.attempts and row.last_error for row in db.rows())
     assert {parse(r.value).id for r in received} == {e.id for e in written}
     assert _first_deliveries(received) == {a: list(range(1, 16)) for a in AGGREGATES}
