@@ -12,7 +12,11 @@ never compete for the CPU. Against each, on SQLite files in a temporary dir:
   them all (backlog 0);
 - freshness: --rate events/s for --seconds, each committed in its own unit of work and
   followed by relay.notify(), applied by a ConsumerRunner through its inbox in its own DB;
-  freshness = the time the handler applied the event - the time its unit of work committed.
+  freshness = the time the handler applied the event - the time its unit of work committed,
+  split into stages: commit -> the relay read the row -> the broker acknowledged it -> the
+  consumer runner was handed it -> its handler applied it (and, aside, commit -> the relay
+  marked it published). The stamps come from subclasses of the relay and the runner that
+  wrap three of their internal steps (`_pending`, `_settle`, `_apply_batch`), nothing else.
 Prints one table with both and the ratios, then the target (freshness p99 < 100 ms on each
 broker). It is a script, not a timed test: nothing here asserts on a figure.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import tempfile
 import time
 import uuid
@@ -29,9 +34,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiokafka
 import sqlalchemy as sa
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from brokers import (
     APACHE_KAFKA,
     DEVBROKER,
@@ -46,10 +53,10 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import make_url
 
 from libs.db import make_engine
-from libs.events.consumer import ConsumerRunner
+from libs.events.consumer import BatchResult, ConsumerRunner
 from libs.events.envelope import Event
 from libs.events.inbox import Inbox, inbox_tables
-from libs.events.outbox import Outbox, outbox_table
+from libs.events.outbox import Outbox, PendingEvent, outbox_table
 from libs.events.relay import Relay
 from libs.events.topics import create_topics
 
@@ -85,6 +92,9 @@ class Figures:
     relay_s: float
     freshness_ms: list[float]
     relay_leg_ms: list[float]
+    stages_ms: dict[str, list[float]]
+    load_at_start: float
+    cpu_share: float  # this process's CPU time over the freshness run's wall time
 
     @property
     def relay_events(self) -> float:
@@ -111,7 +121,8 @@ class Databases:
     --postgres, databases created on that server and dropped afterwards."""
 
     def __init__(self, workdir: Path, postgres: str | None) -> None:
-        self.workdir, self.postgres, self.created = workdir, postgres, []
+        self.workdir, self.postgres = workdir, postgres
+        self.created: list[str] = []
 
     def url(self, name: str) -> str:
         if self.postgres is None:
@@ -129,6 +140,7 @@ class Databases:
 
     @contextlib.contextmanager
     def _admin(self) -> Iterator[sa.Connection]:
+        assert self.postgres is not None  # only the PostgreSQL runs create databases
         engine = sa.create_engine(self.postgres, isolation_level="AUTOCOMMIT")
         try:
             with engine.connect() as conn:
@@ -234,6 +246,9 @@ class Clocks:
     """perf_counter() stamps by event id: one clock, since everything runs in this process."""
 
     committed: dict[str, float] = field(default_factory=dict)
+    read: dict[str, float] = field(default_factory=dict)  # the relay read the row
+    acked: dict[str, float] = field(default_factory=dict)  # the broker acknowledged it
+    fetched: dict[str, float] = field(default_factory=dict)  # the runner was handed it
     applied: dict[str, float] = field(default_factory=dict)
     # Wall-clock stamps too, to set against the outbox's published_at (the relay's mark).
     committed_wall: dict[str, float] = field(default_factory=dict)
@@ -241,9 +256,70 @@ class Clocks:
     def freshness_ms(self, ids: list[str]) -> list[float]:
         return [(self.applied[i] - self.committed[i]) * 1000 for i in ids]
 
+    def stages_ms(self, ids: list[str]) -> dict[str, list[float]]:
+        """Each stage's share of each event's freshness, in the order the event passed them
+        (first sightings: a row read again after a failure keeps its first stamp)."""
+        path = [self.committed, self.read, self.acked, self.fetched, self.applied]
+        return {
+            name: [(later[i] - earlier[i]) * 1000 for i in ids]
+            for name, earlier, later in zip(STAGES, path[:-1], path[1:], strict=True)
+        }
+
     def relay_leg_ms(self, ids: list[str], published: dict[str, float]) -> list[float]:
         """Commit -> marked published: the relay's read, send, acknowledgement and mark."""
         return [(published[i] - self.committed_wall[i]) * 1000 for i in ids]
+
+
+STAGES = [
+    "commit -> relay read",
+    "relay read -> broker ack",
+    "ack -> consumer",
+    "consumer -> applied",
+]
+
+
+class StampedRelay(Relay):
+    """The library's relay, stamping when it read each row and when the broker acknowledged
+    it."""
+
+    def __init__(self, *args: Any, clocks: Clocks, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clocks = clocks
+
+    def _pending(self, conn: sa.Connection) -> list[PendingEvent]:
+        rows = super()._pending(conn)
+        now = time.perf_counter()
+        for row in rows:
+            self.clocks.read.setdefault(row.event_id, now)
+        return rows
+
+    async def _settle(self, rows: list[PendingEvent], sends: list[asyncio.Future]) -> list[Any]:
+        for row, send in zip(rows, sends, strict=False):  # sends stop at a refused row
+            send.add_done_callback(self._stamp_ack(row.event_id))
+        return await super()._settle(rows, sends)
+
+    def _stamp_ack(self, event_id: str) -> Callable[[asyncio.Future], None]:
+        def stamp(_: asyncio.Future) -> None:
+            self.clocks.acked.setdefault(event_id, time.perf_counter())
+
+        return stamp
+
+
+class StampedRunner(ConsumerRunner):
+    """The library's consumer runner, stamping when a batch was handed to it (the moment it
+    starts applying that batch in its worker thread)."""
+
+    def __init__(self, *args: Any, clocks: Clocks, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clocks = clocks
+
+    def _apply_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> BatchResult:
+        now = time.perf_counter()
+        for records in batch.values():
+            for record in records:
+                event_id = dict(record.headers).get("event_id", b"").decode()
+                self.clocks.fetched.setdefault(event_id, now)
+        return super()._apply_batch(batch)
 
 
 def unit_of_work(
@@ -290,16 +366,31 @@ async def paced_writes(
     return ids
 
 
-async def freshness_run(
-    bootstrap: str, topic: str, dbs: Databases, w: Workload
-) -> tuple[list[float], list[float]]:
-    """Freshness of each event, and the relay's share of it."""
+@dataclass
+class Freshness:
+    freshness_ms: list[float]
+    relay_leg_ms: list[float]
+    stages_ms: dict[str, list[float]]
+    cpu_share: float
+
+
+async def freshness_run(bootstrap: str, topic: str, dbs: Databases, w: Workload) -> Freshness:
+    """Freshness of each event, its stages, and the relay's share of it."""
     out_engine, outbox = outbox_db(dbs.url("fresh-outbox"))
     in_engine, inbox, applied = inbox_db(dbs.url("fresh-inbox"))
     clocks = Clocks()
     registry = CollectorRegistry()
-    relay = new_relay(out_engine, outbox, bootstrap, w, registry)
-    runner = ConsumerRunner(
+    relay = StampedRelay(
+        out_engine,
+        outbox,
+        bootstrap,
+        process="bench",
+        batch_size=w.relay_batch,
+        poll_interval=w.relay_poll,
+        registry=registry,
+        clocks=clocks,
+    )
+    runner = StampedRunner(
         bootstrap,
         f"bench-fresh-{uuid.uuid4().hex[:6]}",
         [topic],
@@ -308,6 +399,7 @@ async def freshness_run(
         applier(applied, clocks),
         poll_timeout_ms=w.consumer_poll_ms,
         registry=registry,
+        clocks=clocks,
     )
     await relay.start()
     await runner.start()
@@ -318,8 +410,10 @@ async def freshness_run(
         await until(lambda: all(i in clocks.applied for i in warm), within=60, step=0.01)
         count = int(w.rate * w.seconds)
         numbers = range(WARM_UP_FRESH, WARM_UP_FRESH + count)
+        began, cpu_began = time.perf_counter(), time.process_time()
         ids = await paced_writes(out_engine, outbox, relay, topic, clocks, numbers, w.rate)
         await until(lambda: all(i in clocks.applied for i in ids), within=60, step=0.01)
+        cpu_share = (time.process_time() - cpu_began) / (time.perf_counter() - began)
         with out_engine.connect() as conn:
             t = outbox.table
             rows = conn.execute(sa.select(t.c.event_id, t.c.published_at)).all()
@@ -329,7 +423,12 @@ async def freshness_run(
         await relay.stop()
         out_engine.dispose()
         in_engine.dispose()
-    return clocks.freshness_ms(ids), clocks.relay_leg_ms(ids, published)
+    return Freshness(
+        clocks.freshness_ms(ids),
+        clocks.relay_leg_ms(ids, published),
+        clocks.stages_ms(ids),
+        cpu_share,
+    )
 
 
 def _aware(at: datetime) -> datetime:
@@ -341,19 +440,35 @@ async def measure(bootstrap: str, w: Workload) -> Figures:
     run = uuid.uuid4().hex[:8]
     topics = [f"bench-events-{name}-{run}" for name in ("warm-up", "relay", "freshness")]
     await create_topics(bootstrap, topics, w.partitions)
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="events-bench-", dir=w.db_dir) as tmp:
         dbs = Databases(Path(tmp), w.postgres)
         try:
             await relay_throughput(bootstrap, topics[0], dbs, w, WARM_UP_EVENTS)
             relay_s = await relay_throughput(bootstrap, topics[1], dbs, w, w.events)
-            freshness, relay_leg = await freshness_run(bootstrap, topics[2], dbs, w)
+            fresh = await freshness_run(bootstrap, topics[2], dbs, w)
         finally:
             if w.postgres:
                 dbs.drop()
-    return Figures(w.events, relay_s, freshness, relay_leg)
+    return Figures(
+        w.events,
+        relay_s,
+        fresh.freshness_ms,
+        fresh.relay_leg_ms,
+        fresh.stages_ms,
+        load_at_start,
+        fresh.cpu_share,
+    )
 
 
 # --- the report ---------------------------------------------------------------------------
+
+
+def stage_rows(stage: str) -> list[Row]:
+    def at(fraction: float) -> Callable[[Figures], float]:
+        return lambda figures: percentile(figures.stages_ms[stage], fraction)
+
+    return [(f"  {stage} p50", at(0.50), ",.2f"), (f"  {stage} p99", at(0.99), ",.2f")]
 
 
 ROWS: list[Row] = [
@@ -361,8 +476,11 @@ ROWS: list[Row] = [
     ("freshness p50 ms", lambda f: f.p50_ms, ",.2f"),
     ("freshness p99 ms", lambda f: f.p99_ms, ",.2f"),
     ("freshness max ms", lambda f: f.max_ms, ",.2f"),
-    ("  relay share p50 ms", lambda f: percentile(f.relay_leg_ms, 0.50), ",.2f"),
-    ("  relay share p99 ms", lambda f: percentile(f.relay_leg_ms, 0.99), ",.2f"),
+    *[row for stage in STAGES for row in stage_rows(stage)],
+    ("  commit -> marked p50", lambda f: percentile(f.relay_leg_ms, 0.50), ",.2f"),
+    ("  commit -> marked p99", lambda f: percentile(f.relay_leg_ms, 0.99), ",.2f"),
+    ("load average at start", lambda f: f.load_at_start, ".2f"),
+    ("bench CPU, cores", lambda f: f.cpu_share, ".2f"),
 ]
 
 
@@ -391,6 +509,10 @@ def print_header(w: Workload, skipped: dict[str, str]) -> None:
             "commit, and readers and writers of a file wait for each other)"
         )
     print(machine_line())
+    print(
+        "stages in ms (p50 and p99 of each on its own: they do not add up); bench CPU: this "
+        "process's CPU time (writer, relay, consumer) over the freshness run's wall time"
+    )
     for kind, why in skipped.items():
         print(f"{LABELS[kind]}: not measured ({why})")
     print()
