@@ -163,7 +163,7 @@ class ReadModelSettings(SharedSettings):
     read_model_port: int = 8020
     read_model_server_limit: float = Field(2.0, gt=0)
     # Where the views live: a SQLite or PostgreSQL URL (the document as JSON), or a
-    # mongodb:// URL (one document per view). Unset: the read model's own SQLite file.
+    # mongodb:// URL (one document per view). Unset: a SQLite file of their own.
     read_model_store_url: str | None = None
     # The read model's own DB: its parked events and which view generation is served.
     read_model_db_url: str | None = None
@@ -184,7 +184,7 @@ class ReadModelSettings(SharedSettings):
 
     @cached_property
     def read_model_store(self) -> str:
-        return self.read_model_store_url or self.read_model_db
+        return self.read_model_store_url or f"sqlite:///{self.data_dir / 'read_views.db'}"
 
 
 class GatewaySettings(SharedSettings):

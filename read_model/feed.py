@@ -56,11 +56,14 @@ async def open_feed(
     generations: Generations,
     registry: CollectorRegistry,
     cache: ViewCache | None,
+    *,
+    live: bool = True,
 ) -> Feed:
-    """The generation's store, started, and its consumer group, not started yet."""
+    """The generation's store, started, and its consumer group, not started yet. `live`:
+    False for a rebuild's feed until it is swapped in (read_model/rebuild.py)."""
     store = make_store(settings.read_model_store, generation)
     await store.start()
-    projector = Projector(store, generation, read_model_metrics(registry), cache)
+    projector = Projector(store, generation, read_model_metrics(registry), cache, live=live)
     loop = asyncio.get_running_loop()
 
     def apply(event: Event) -> bool:

@@ -58,7 +58,7 @@ async def rebuild(
     started = time.monotonic()
     name = generations.begin_next()
     status.state, status.generation, status.error = "running", name, None
-    feed = await open_feed(settings, name, generations, registry, cache)
+    feed = await open_feed(settings, name, generations, registry, cache, live=False)
     try:
         ends = await end_offsets(settings)
         status.events_to_replay = sum(ends.values())
@@ -72,6 +72,7 @@ async def rebuild(
             await asyncio.sleep(POLL_SECONDS)
         status.behind = 0
         replaced = await swap(feed)
+        feed.projector.live = True
     except BaseException as exc:
         await feed.stop()
         await feed.store.drop()

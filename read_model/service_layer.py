@@ -47,8 +47,13 @@ class Projector:
         generation: str,
         metrics: ReadModelMetrics,
         cache: ViewCache | None = None,
+        *,
+        live: bool = True,
     ) -> None:
         self.store, self.generation, self.metrics, self.cache = store, generation, metrics, cache
+        # A rebuild's projector replays the past: its events' age says nothing of how fresh
+        # the served views are, so it measures freshness only once it is swapped in.
+        self.live = live
 
     async def apply(self, event: Event) -> bool:
         """True if any view changed (the consumer counts the event processed), False if it
@@ -58,7 +63,7 @@ class Projector:
             outcome = await self._apply_one(kind, key, event)
             self.metrics.events.labels(kind, outcome).inc()
             changed |= outcome != "unchanged"
-        if changed:
+        if changed and self.live:
             self.metrics.freshness.observe(max(0.0, time.time() - event.occurred_at.timestamp()))
         return changed
 

@@ -13,9 +13,10 @@ from libs.db.types import ID, Timestamp
 __all__ = ["ID", "Timestamp", "make_engine", "ping", "sqlite_engine"]
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
+def make_engine(url: str, *, pool_size: int = 10, wal: bool = False) -> sa.Engine:
+    """`wal`: on SQLite, write-ahead logging (see sqlite_engine); PostgreSQL ignores it."""
     if make_url(url).get_backend_name() == "sqlite":
-        return sqlite_engine(url, pool_size=pool_size)
+        return sqlite_engine(url, pool_size=pool_size, wal=wal)
     return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 

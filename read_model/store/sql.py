@@ -61,7 +61,9 @@ class SqlViewStore:
 
     async def start(self) -> None:
         if self._engine is None:
-            self._engine = make_engine(self.url, pool_size=self._pool_size)
+            # WAL on SQLite: views are no part of any dual write, and their writes (one per
+            # view an event changes) should not queue on the rollback journal's fsyncs.
+            self._engine = make_engine(self.url, pool_size=self._pool_size, wal=True)
         await asyncio.to_thread(self.table.create, self.engine, checkfirst=True)
 
     async def close(self) -> None:
