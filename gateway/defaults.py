@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.extractions import EXTRACTIONS, Extraction
+from infra.processes import READ_MODEL
 
 # The monolith's public prefixes; a declared extraction adds the routes it names.
 PREFIXES: dict[str, str] = {
@@ -19,8 +20,12 @@ PREFIXES: dict[str, str] = {
 }
 
 
+# Routes a process other than an extracted service takes over (the read model, stage 9).
+TAKEN_BY = {"views": READ_MODEL}
+
+
 def default_table(extractions: tuple[Extraction, ...] = EXTRACTIONS) -> dict[str, Any]:
-    taken_by = {route: e.service.name for e in extractions for route in e.routes}
+    taken_by = TAKEN_BY | {route: e.service.name for e in extractions for route in e.routes}
     prefixes = PREFIXES | {name: p for e in extractions for name, p in e.routes.items()}
     routes = []
     for name, prefix in prefixes.items():

@@ -23,14 +23,14 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import httpx
 
 from infra.admin import AdminClient, AdminUnreachable
 from infra.extractions import EXTRACTIONS, PHASES, Extraction, Phase, waves
-from infra.processes import PROCESSES, ProcessSpec
+from infra.processes import PROCESSES, READ_MODEL, ProcessSpec
 from infra.processes import urls as process_urls
 from libs.response import ServiceError
 
@@ -260,7 +260,32 @@ def _steps(e: Extraction) -> dict[Phase, tuple[Step, ...]]:
     }
 
 
-STAGES: tuple[Stage, ...] = stages_of(EXTRACTIONS)
+VIEWS_ROUTE = "views"
+VIEWS_RAMP = (50, 100)
+
+
+def with_read_model(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+    """The stage after every extraction: the CQRS front server. No data moves; the views are
+    new, built from the events every owner announces. Until this stage the monolith answers
+    /api/views by composing each page from the owners (fan-out); here the route ramps to the
+    read model, metric-gated like every other route, and stage 0 sets it back."""
+    back = Weights(VIEWS_ROUTE, {"monolith": 100, READ_MODEL: 0})
+    zero = replace(stages[0], steps=(*stages[0].steps, back))
+    last = stages[-1]
+    front = Stage(
+        len(stages),
+        "CQRS read model",
+        "views route 5:5 -> 0:10 monolith : read-model, metric-gated, rolled back on a breach",
+        "views built from events in the read model's store; the owners' DBs unchanged",
+        (Weights(VIEWS_ROUTE, {"monolith": 0, READ_MODEL: 100}, ramp=VIEWS_RAMP),),
+        (*last.needs, READ_MODEL),
+        "read-model freshness (shop_read_model_freshness_seconds) and cache hit ratio",
+        extraction=READ_MODEL,
+    )
+    return (zero, *stages[1:], front)
+
+
+STAGES: tuple[Stage, ...] = with_read_model(stages_of(EXTRACTIONS))
 
 
 def phase_reached(number: int, extraction: str, stages: tuple[Stage, ...] = STAGES) -> Phase | None:

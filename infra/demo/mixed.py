@@ -1,12 +1,12 @@
-"""The continuous mixed load the stage walk runs under: members signing up, logging in,
-updating their profile and reading it, and ordering: placing orders, cancelling some, paying
-the others by card or with points, retrying payments with the same Idempotency-Key, refunding
-some. Payments move points (the coupling with the member service) and stock (the coupling
-with the catalogue, which stays in the monolith). It never stops while a stage is applied; it
-pauses only while a stage's checks read the databases.
+"""The continuous mixed load the stage walk runs under: members signing up, logging in, updating
+their profile and reading it, reading their page (/api/views), and ordering: placing orders,
+cancelling some, paying the others by card or with points, retrying payments with the same
+Idempotency-Key, refunding some. Payments move points (the coupling with the member service) and
+stock (the coupling with the catalogue, which stays in the monolith). It never stops while a
+stage is applied; it pauses only while a stage's checks read the databases.
 
-Every write the system acknowledges is remembered (`Acked`), so each stage can check that it
-is in the database the stage says owns it."""
+Every write the system acknowledges is remembered (`Acked`), so each stage can check that it is
+in the database the stage says owns it."""
 
 from __future__ import annotations
 
@@ -19,14 +19,16 @@ from infra.demo.client import ShopClient
 
 PASSWORD = "mixed-password"
 # Refusals the load provokes on purpose: a hot item selling out, a points payment larger than
-# the balance.
-EXPECTED = {"OUT_OF_STOCK", "INSUFFICIENT_POINTS"}
+# the balance; and, once the read model serves /api/views (stage 9), the page of a member who
+# signed up a moment ago, whose event has not reached it yet.
+EXPECTED = {"OUT_OF_STOCK", "INSUFFICIENT_POINTS", "VIEW_NOT_FOUND"}
 ACTIONS = (
     ("signup", 8),
     ("login", 8),
     ("profile", 20),
     ("read", 24),
     ("points", 10),
+    ("page", 30),
     ("order", 40),
 )
 
@@ -151,6 +153,16 @@ class MixedLoad:
         me = await self.client.call("GET", "/api/members/me", token=member.token)
         if self._ok(me, 200, "read profile") and me.data["id"] != member.id:
             self.violations.append(f"member {member.id} read member {me.data['id']}'s profile")
+
+    async def _page(self, rng: random.Random, mine: list[Member]) -> None:
+        """My page: composed by the monolith from the owners until stage 9, then the read
+        model's view."""
+        member = rng.choice(mine)
+        page = await self.client.call("GET", "/api/views/my-page", token=member.token)
+        if self._ok(page, 200, "my page") and page.data["member"]["id"] != member.id:
+            self.violations.append(
+                f"member {member.id} got member {page.data['member']['id']}'s page"
+            )
 
     async def _points(self, rng: random.Random, mine: list[Member]) -> None:
         member = rng.choice(mine)

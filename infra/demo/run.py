@@ -1,6 +1,6 @@
 """Orchestrates the demo: fresh data dir, every process up, the customer journey and the
-concurrent load of stage 0, the walk through stages 0 -> 4 under continuous load, the
-invariants, shutdown."""
+concurrent load of stage 0, the walk through every stage under continuous load, the
+invariants (the read model's views against the owners among them), shutdown."""
 
 from __future__ import annotations
 
@@ -17,15 +17,18 @@ from infra.demo.client import ShopClient, Tally
 from infra.demo.journey import Journey
 from infra.demo.load import LoadResult, run_load
 from infra.demo.snapshot import snapshot
+from infra.demo.views import freshness, views_match_owners
 from infra.demo.walk import STAGE_SECONDS, Walk, events_settle, table_lines, walk_stages
 from infra.extractions import EXTRACTIONS
-from infra.processes import PROCESSES
+from infra.processes import PROCESSES, READ_MODEL
 from infra.settings import SharedSettings, load_settings
 from infra.stages import STAGES, Endpoints
 from infra.supervisor import Supervisor, free_port
 from infra.up import owns, start_broker_if_embedded
 from libs.db import make_engine
 from monolith import invariants
+
+REBUILD_SECONDS = 120.0
 
 
 @dataclass
@@ -102,6 +105,8 @@ def run_demo(workers: int, rounds: int, stage_seconds: float = STAGE_SECONDS) ->
             traceback.print_exc()  # where it broke, for the one reading the log
             drive.walk.load_violations.append(f"the stage walk stopped early: {exc!r}")
         drive.settled = _settle(Endpoints(urls, base.admin_token))
+        drive.checks.append(_rebuild_read_model(urls[READ_MODEL], base.admin_token))
+        drive.checks += _views_check(settings, service_dbs, drive, urls, base.admin_token)
     finally:
         exit_codes = supervisor.stop()
     drive.checks += _database_checks(settings, service_dbs, drive)
@@ -113,6 +118,63 @@ def run_demo(workers: int, rounds: int, stage_seconds: float = STAGE_SECONDS) ->
     )
     drive.checks += _walk_checks(drive)
     return _print(drive)
+
+
+def _rebuild_read_model(url: str, token: str) -> tuple[str, list[str]]:
+    """Rebuilds the read model from the log (a fresh generation, swapped in when caught up);
+    the views check that follows reads the rebuilt views."""
+    print(report.heading("Read model: rebuild from the log"))
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as admin:
+        try:
+            admin.post("/admin/read-model/rebuild").raise_for_status()
+            deadline = time.monotonic() + REBUILD_SECONDS
+            while True:
+                status = admin.get("/admin/read-model").json()["data"]["rebuild"]
+                if status["state"] in ("swapped", "failed") or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        except httpx.HTTPError as exc:
+            return ("the read model rebuilt from the log", [f"the rebuild failed: {exc!r}"])
+    if status["state"] != "swapped":
+        return ("the read model rebuilt from the log", [f"the rebuild ended {status}"])
+    views = status["views"]
+    print(
+        f"  {status['generation']} replaced {status['replaced']}: {status['events_to_replay']} "
+        f"events replayed in {status['seconds']:.2f}s into {views['my_page']} my pages and "
+        f"{views['order']} order details, while the old generation kept serving"
+    )
+    return (f"the read model rebuilt from the log in {status['seconds']:.2f}s", [])
+
+
+def _views_check(
+    settings: SharedSettings,
+    service_dbs: dict[str, str],
+    drive: Drive,
+    urls: dict[str, str],
+    token: str,
+) -> list[tuple[str, list[str]]]:
+    """While the processes still run: every member's my page against the owners, and the
+    read model's freshness over the whole run."""
+    reached = drive.walk.rows[-1].number if drive.walk.rows else 0
+    dbs = {"legacy": make_engine(settings.legacy_db_url)}
+    dbs |= {name: make_engine(url) for name, url in service_dbs.items()}
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        with snapshot(reached, dbs) as conn, httpx.Client(headers=headers, timeout=30) as admin:
+            problems = views_match_owners(admin, urls[READ_MODEL], conn)
+            p99, changes = freshness(admin.get(f"{urls[READ_MODEL]}/metrics").text)
+    finally:
+        for engine in dbs.values():
+            engine.dispose()
+    return [
+        (
+            "every member's my page (read model) says what the owners say: points, each "
+            f"order's status and payment; freshness p99 <= {p99 * 1000:.0f} ms over "
+            f"{changes} view changes",
+            problems,
+        )
+    ]
 
 
 def _settle(endpoints: Endpoints) -> bool:

@@ -1,4 +1,4 @@
-"""The stage walk: stages 0 -> 8 applied live by the stage engine under the continuous mixed
+"""The stage walk: stages 0 -> 9 applied live by the stage engine under the continuous mixed
 load, each stage checked before the next is applied:
 
 - no 5xx, every response a valid envelope (the client checks every reply);
@@ -11,7 +11,8 @@ load, each stage checked before the next is applied:
 - drift 0 wherever both DBs of an extraction are live (shared after the sync drained, dual);
 - the whole system's invariants, on its state gathered from the owning DBs (snapshot.py):
   stock conserved, order totals, each order paid at most once, every status change
-  announced, shipments, holds, balances against the ledger.
+  announced, shipments, holds, balances against the ledger;
+- every member's my page in the read model says what the owners say (infra/demo/views.py).
 
 The load pauses only while the checks read the databases; every stage change happens under
 it."""
@@ -29,7 +30,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from infra.demo.client import ShopClient, Tally
 from infra.demo.mixed import MixedLoad
 from infra.demo.snapshot import snapshot
+from infra.demo.views import views_match_owners
 from infra.extractions import EXTRACTIONS, MEMBERS, ORDERS, PAYMENTS, Extraction
+from infra.processes import READ_MODEL
 from infra.settings import SharedSettings
 from infra.stages import (
     STAGES,
@@ -67,7 +70,7 @@ UNSETTLED = ("pending", "cancelling")
 EVENT_WAIT_SECONDS = 15.0
 # Who publishes events (an outbox and its relay), and who consumes them.
 PUBLISHERS = ("monolith", MEMBERS.service.name, ORDERS.service.name, PAYMENTS.service.name)
-SUBSCRIBERS = ("monolith", MEMBERS.service.name, ORDERS.service.name)
+SUBSCRIBERS = ("monolith", MEMBERS.service.name, ORDERS.service.name, READ_MODEL)
 # Who answers for the points debits: the payment service reads `point_spends` where the data
 # mode says (the legacy DB the monolith also writes until dual write, its own DB after); the
 # monolith reads only the legacy table, frozen from stage 8 on.
@@ -174,7 +177,7 @@ def _check(
     ep: Endpoints,
     stock_before: dict[int, int],
 ) -> None:
-    admin = httpx.Client(headers={"Authorization": f"Bearer {ep.token}"}, timeout=30)
+    admin = _admin(ep)
     try:
         for service in _services(ep):
             lag = _gauge(admin.get(f"{ep.urls[service]}/metrics").text, LAG)
@@ -210,6 +213,13 @@ def _check(
             *invariants.every_event_consumed_once(conn, fulfilment.GROUP, PAYMENTS_TOPIC),
             *invariants.every_event_consumed_once(conn, catalog.GROUP, ORDERS_TOPIC),
         ]
+        if READ_MODEL in ep.urls:
+            with _admin(ep) as admin:
+                row.problems += views_match_owners(admin, ep.urls[READ_MODEL], conn)
+
+
+def _admin(ep: Endpoints) -> httpx.Client:
+    return httpx.Client(headers={"Authorization": f"Bearer {ep.token}"}, timeout=30)
 
 
 def _services(ep: Endpoints) -> list[str]:
