@@ -47,8 +47,9 @@ class ViewCache:
         self._set = self.redis.register_script(_GUARDED_SET)
 
     def key(self, generation: str, kind: str, key: str) -> str:
-        # The generation is part of the key: after a rebuild's swap nothing of the old
-        # generation's entries is ever read again (they expire).
+        # The generation (its name and unique id) is part of the key: after a rebuild's swap
+        # nothing of the old generation's entries is read again (they expire), and nothing of
+        # another deployment's that shares the Redis.
         return f"{self.namespace}:{generation}:{kind}:{key}"
 
     async def get(self, entry: str) -> tuple[int, str] | None:

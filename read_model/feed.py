@@ -63,7 +63,10 @@ async def open_feed(
     False for a rebuild's feed until it is swapped in (read_model/rebuild.py)."""
     store = make_store(settings.read_model_store, generation)
     await store.start()
-    projector = Projector(store, generation, read_model_metrics(registry), cache, live=live)
+    uid = await asyncio.to_thread(generations.uid, generation)
+    projector = Projector(
+        store, f"{generation}-{uid}", read_model_metrics(registry), cache, live=live
+    )
     loop = asyncio.get_running_loop()
 
     def apply(event: Event) -> bool:

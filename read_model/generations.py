@@ -11,6 +11,7 @@ than migrated."""
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -25,6 +26,9 @@ generations = sa.Table(
     "view_generations",
     metadata,
     sa.Column("name", sa.String(20), primary_key=True),
+    # Unique to this generation of this deployment: its cache entries are keyed by it, so two
+    # read models sharing a Redis, or a fresh data dir reusing the name g1, never meet.
+    sa.Column("uid", sa.String(32), nullable=False),
     # building (a rebuild fills it), serving (the one /api/views reads), retired.
     sa.Column("state", sa.String(10), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -60,7 +64,11 @@ class Generations:
                 now = datetime.now(UTC)
                 conn.execute(
                     generations.insert().values(
-                        name=name, state="serving", created_at=now, serving_since=now
+                        name=name,
+                        uid=uuid.uuid4().hex,
+                        state="serving",
+                        created_at=now,
+                        serving_since=now,
                     )
                 )
             return name
@@ -72,7 +80,7 @@ class Generations:
             name = f"g{max((number_of(n) for n in names), default=0) + 1}"
             conn.execute(
                 generations.insert().values(
-                    name=name, state="building", created_at=datetime.now(UTC)
+                    name=name, uid=uuid.uuid4().hex, state="building", created_at=datetime.now(UTC)
                 )
             )
             return name
@@ -90,6 +98,13 @@ class Generations:
                 .values(state="serving", serving_since=datetime.now(UTC))
             )
             return old
+
+    def uid(self, name: str) -> str:
+        with self.engine.connect() as conn:
+            uid = conn.scalar(sa.select(generations.c.uid).where(generations.c.name == name))
+        if uid is None:
+            raise LookupError(f"no generation {name!r}")
+        return uid
 
     def abandon(self, name: str) -> None:
         with self.engine.begin() as conn:
