@@ -24,34 +24,42 @@ readers (each going round the members), --seconds per cell after a short warm-up
    a BFF at the edge would compose it (2 calls, then one per paid order);
 4. fan-out gRPC: compose_my_page_grpc on channels to the three services' gRPC servers.
 
-All four are checked to return the same page for a member before anything is timed. Then
-freshness: orders placed (every other one paid) at --rate orders/s for --freshness-seconds,
-open-loop (sent on a schedule, not one after another), read from read model A's histogram
-shop_read_model_freshness_seconds (its buckets' counts before and after; quantiles
-interpolated within a bucket), and end to end from the client's side for a sample: from an
-order's 201 until it is on its member's page. Prints the table, the ratios, the targets met
-or missed, and the machine's load. A script, not a timed test: nothing asserts on a figure.
+All four are checked to return the same page for a member before anything is timed. Each
+cell also records the CPU time every process spent (from /proc), per page: on a machine of
+2 cores, what a page costs all processes together bounds how many pages a second it serves.
+
+Then freshness: orders placed (every other one paid) at --rate orders/s for
+--freshness-seconds, open-loop (sent on a schedule, not one after another), read from read
+model A's histogram shop_read_model_freshness_seconds (its buckets' counts before and after;
+quantiles interpolated within a bucket), with the relay's leg of it from the outboxes' rows,
+and end to end from the client's side for a sample: from an order's 201 until it is on its
+member's page. Prints the table, the ratios, the targets met or missed, and the machine's
+load. A script, not a timed test: nothing asserts on a figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
+import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import httpx
 import redis
+import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,8 +71,10 @@ from infra.admin import AdminClient  # noqa: E402
 from infra.extractions import EXTRACTIONS  # noqa: E402
 from infra.processes import PROCESSES, READ_MODEL  # noqa: E402
 from infra.settings import SharedSettings, load_settings  # noqa: E402
-from infra.supervisor import Supervisor, free_ports  # noqa: E402
+from infra.supervisor import BROKER, Supervisor, free_ports  # noqa: E402
 from infra.up import start_broker_if_embedded  # noqa: E402
+from libs.db import make_engine  # noqa: E402
+from libs.events.outbox import outbox_table  # noqa: E402
 from libs.response import ApiError, ServiceError, parse_envelope  # noqa: E402
 from read_model.fanout import Channels, compose_my_page_grpc, compose_my_page_http  # noqa: E402
 
@@ -80,6 +90,9 @@ TARGET_P99_SHARE = 0.2
 TARGET_FRESHNESS_MS = 200.0
 TARGET_RATE = 200.0
 PAID_PER_MEMBER, CANCELLED_PER_MEMBER = 3, 1
+# Members seeded at once, and how often a seeding call is tried (see `retried`).
+SEED_CONCURRENCY = 4
+SEED_ATTEMPTS = 3
 CACHED_GROUP = "read-model-cached"
 PASSWORD = "password-123"
 FRESHNESS = "shop_read_model_freshness_seconds"
@@ -87,6 +100,8 @@ CACHE_READS = "shop_read_model_cache_reads_total"
 # Waiting for the system: the seeded pages in both views, events settled after a load.
 VIEWS_WAIT_SECONDS = 180.0
 SETTLE_SECONDS = 120.0
+# One reader's HTTP client: a fan-out has at most 3 calls in flight.
+READER_LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=8)
 # The client-side sample: the page polled this often; the sampler rests between samples,
 # so its polling stays a small share of read model A's load.
 POLL_SECONDS = 0.005
@@ -94,8 +109,24 @@ SAMPLE_REST_SECONDS = 0.1
 PUBLISHERS = ("monolith", "member-service", "order-service", "payment-service")
 SUBSCRIBERS = ("monolith", "member-service", "order-service", READ_MODEL)
 CACHED = "read-model-cached"  # read model B's name here (its process is `shop run read-model`)
+CLIENT = "bench"  # this process: the readers, and the fan-outs' composition
+# The CPU table's columns: process, heading.
+CPU_COLUMNS = {
+    CLIENT: "client",
+    "gateway": "gateway",
+    "member-service": "member",
+    "order-service": "order",
+    "payment-service": "payment",
+    READ_MODEL: "view A",
+    CACHED: "view B",
+    "monolith": "monolith",
+    BROKER: "broker",
+}
 
 Call = Callable[["Member"], Awaitable[Any]]
+# One way to a page, as a reader's call: entered once per reader, and closed after its cells.
+Way = Callable[[], contextlib.AbstractAsyncContextManager[Call]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -128,6 +159,7 @@ class Cell:
     seconds: float
     failures: Counter[str] = field(default_factory=Counter)
     hit_ratio: float | None = None  # read model B's cache, over this cell
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process, this cell
 
     @property
     def rate(self) -> float:
@@ -147,6 +179,8 @@ class System:
     urls: dict[str, str]  # every process's base URL, read model B's as CACHED
     grpc: dict[str, str]  # each service's gRPC host:port
     token: str  # the admin token
+    pids: dict[str, int]  # every process's, the broker's among them, for its CPU time
+    outboxes: list[str]  # the URLs of the DBs with an outbox: the legacy DB, each service's
 
 
 # --- starting the system --------------------------------------------------------------------
@@ -193,7 +227,10 @@ def start(data_dir: Path, plan: Plan) -> tuple[list[Supervisor], System]:
     urls = {name: child.url for name, child in main.children.items()}
     urls[CACHED] = cached.children[READ_MODEL].url
     targets = {name: f"127.0.0.1:{port}" for name, port in grpc_ports.items()}
-    return supervisors, System(urls, targets, base.admin_token)
+    pids = {name: child.process.pid for name, child in main.children.items()}
+    pids[CACHED] = cached.children[READ_MODEL].process.pid
+    outboxes = [settings.legacy_db_url, *(e.settings(data_dir=data_dir).db for e in EXTRACTIONS)]
+    return supervisors, System(urls, targets, base.admin_token, pids, outboxes)
 
 
 def stop(supervisors: list[Supervisor]) -> None:
@@ -208,8 +245,9 @@ def stop(supervisors: list[Supervisor]) -> None:
 def print_log_tails(supervisors: list[Supervisor]) -> None:
     for supervisor in supervisors:
         for child in supervisor.children.values():
-            print(f"--- {child.name} ({child.url}), its log's end:", file=sys.stderr)
-            print(child.log_tail(), file=sys.stderr)
+            if tail := child.log_tail():
+                print(f"--- {child.name} ({child.url}), its log's end:", file=sys.stderr)
+                print(tail, file=sys.stderr)
 
 
 def flush_redis(url: str) -> None:
@@ -258,14 +296,13 @@ class Stock:
 
 @dataclass
 class Clients:
-    """One keep-alive client per process the bench calls."""
+    """The keep-alive clients the seeding and the waits call the processes through."""
 
     member: httpx.AsyncClient
     order: httpx.AsyncClient
     payment: httpx.AsyncClient
     view_a: httpx.AsyncClient
     view_b: httpx.AsyncClient
-    gateway: httpx.AsyncClient
 
     @classmethod
     def open(cls, urls: dict[str, str]) -> Clients:
@@ -280,7 +317,6 @@ class Clients:
             client("payment-service"),
             client(READ_MODEL),
             client(CACHED),
-            client("gateway"),
         )
 
     async def close(self) -> None:
@@ -290,7 +326,6 @@ class Clients:
             self.payment,
             self.view_a,
             self.view_b,
-            self.gateway,
         ):
             await client.aclose()
 
@@ -310,26 +345,41 @@ async def sign_up(clients: Clients) -> Member:
     return Member(member_id, token)
 
 
-async def place(clients: Clients, member: Member, stock: Stock) -> int:
+async def place(orders: httpx.AsyncClient, member: Member, stock: Stock) -> int:
     body = {"items": [{"product_id": stock.take(), "quantity": 1}]}
-    answer = await clients.order.post("/api/orders", json=body, headers=member.headers)
+    answer = await orders.post("/api/orders", json=body, headers=member.headers)
     return parse_envelope(answer)["id"]
 
 
-async def pay(clients: Clients, member: Member, order_id: int) -> None:
+async def pay(payments: httpx.AsyncClient, member: Member, order_id: int) -> None:
     headers = member.headers | {"Idempotency-Key": f"bench-pay-{order_id}"}
     body = {"order_id": order_id, "method": "card"}
-    parse_envelope(await clients.payment.post("/api/payments", json=body, headers=headers))
+    parse_envelope(await payments.post("/api/payments", json=body, headers=headers))
 
 
-async def seed_member(clients: Clients, stock: Stock, orders: int) -> Member:
+async def retried(call: Callable[[], Awaitable[T]], retries: Counter[str]) -> T:
+    """`call()`, again after a 503 or 504 (the owner's time limit, a busy SQLite file), as a
+    client would, at most SEED_ATTEMPTS times; each retry is counted and reported. Only for
+    calls that are safe to repeat: a placing that timed out is given up by the order service,
+    a payment carries its idempotency key."""
+    for attempt in range(1, SEED_ATTEMPTS + 1):
+        try:
+            return await call()
+        except ServiceError as exc:
+            if exc.status not in (503, 504) or attempt == SEED_ATTEMPTS:
+                raise
+            retries[f"{exc.status} {exc.code}"] += 1
+    raise AssertionError("unreachable")
+
+
+async def seed_member(clients: Clients, stock: Stock, orders: int, retries: Counter[str]) -> Member:
     """A member with `orders` orders: the first 3 paid by card, the next cancelled, the rest
     left placed."""
     member = await sign_up(clients)
     for n in range(orders):
-        order_id = await place(clients, member, stock)
+        order_id = await retried(lambda: place(clients.order, member, stock), retries)
         if n < PAID_PER_MEMBER:
-            await pay(clients, member, order_id)
+            await retried(lambda: pay(clients.payment, member, order_id), retries)  # noqa: B023
             member.orders[order_id] = "PAID"
         elif n < PAID_PER_MEMBER + CANCELLED_PER_MEMBER:
             cancel = f"/api/orders/{order_id}/cancel"
@@ -340,12 +390,12 @@ async def seed_member(clients: Clients, stock: Stock, orders: int) -> Member:
     return member
 
 
-async def seed(clients: Clients, stock: Stock, plan: Plan) -> list[Member]:
-    gate = asyncio.Semaphore(8)
+async def seed(clients: Clients, stock: Stock, plan: Plan, retries: Counter[str]) -> list[Member]:
+    gate = asyncio.Semaphore(SEED_CONCURRENCY)
 
     async def one() -> Member:
         async with gate:
-            return await seed_member(clients, stock, plan.orders)
+            return await seed_member(clients, stock, plan.orders, retries)
 
     return list(await asyncio.gather(*(one() for _ in range(plan.members))))
 
@@ -424,24 +474,42 @@ async def settle(system: System) -> bool:
 # --- the four ways to a page ------------------------------------------------------------------
 
 
-def calls(clients: Clients, channels: Channels) -> dict[str, Call]:
-    def view(http: httpx.AsyncClient) -> Call:
-        async def read(member: Member) -> Any:
-            return parse_envelope(await http.get("/api/views/my-page", headers=member.headers))
+async def view_page(http: httpx.AsyncClient, member: Member) -> Any:
+    return parse_envelope(await http.get("/api/views/my-page", headers=member.headers))
 
-        return read
 
-    async def fanout_http(member: Member) -> Any:
-        return await compose_my_page_http(clients.gateway, member.token)
+async def fanout_page(http: httpx.AsyncClient, member: Member) -> Any:
+    return await compose_my_page_http(http, member.token)
 
-    async def fanout_grpc(member: Member) -> Any:
-        return await compose_my_page_grpc(channels, member.id)
+
+def ways(urls: dict[str, str], channels: Channels) -> dict[str, Way]:
+    """Each way to a page, as one reader's call. Over HTTP every reader is a client of its
+    own, as every browser or app is (HTTP/1.1 takes a connection per request in flight
+    anyway): one client shared by 32 readers spends more CPU keeping its pool than on the
+    requests. Over gRPC the readers share one channel per owner, as the channels are made to
+    be shared (HTTP/2 multiplexes the calls)."""
+
+    def over_http(
+        base_url: str, read: Callable[[httpx.AsyncClient, Member], Awaitable[Any]]
+    ) -> Way:
+        @contextlib.asynccontextmanager
+        async def reader() -> AsyncIterator[Call]:
+            async with httpx.AsyncClient(
+                base_url=base_url, timeout=30, limits=READER_LIMITS
+            ) as http:
+                yield lambda member: read(http, member)
+
+        return reader
+
+    @contextlib.asynccontextmanager
+    async def over_grpc() -> AsyncIterator[Call]:
+        yield lambda member: compose_my_page_grpc(channels, member.id)
 
     return {
-        VIEW_A: view(clients.view_a),
-        VIEW_B: view(clients.view_b),
-        FANOUT_HTTP: fanout_http,
-        FANOUT_GRPC: fanout_grpc,
+        VIEW_A: over_http(urls[READ_MODEL], view_page),
+        VIEW_B: over_http(urls[CACHED], view_page),
+        FANOUT_HTTP: over_http(urls["gateway"], fanout_page),
+        FANOUT_GRPC: over_grpc,
     }
 
 
@@ -453,9 +521,12 @@ def compared(page: dict[str, Any]) -> dict[str, Any]:
     return {"member": page["member"], "points": page["points"], "orders": orders}
 
 
-async def same_page(ways: dict[str, Call], member: Member) -> list[str]:
+async def same_page(ways: dict[str, Way], member: Member) -> list[str]:
     """The differences from the first way's page, field by field (none: all four agree)."""
-    pages = {row: compared(await call(member)) for row, call in ways.items()}
+    pages = {}
+    for row, way in ways.items():
+        async with way() as call:
+            pages[row] = compared(await call(member))
     first, reference = next(iter(pages.items()))
     return [
         f"{row} differs from {first} in {key}: {page[key]!r} against {reference[key]!r}"
@@ -474,8 +545,8 @@ def failure(exc: Exception) -> str:
     return type(exc).__name__
 
 
-async def drive(row: str, call: Call, members: list[Member], readers: int, seconds: float) -> Cell:
-    """`readers` concurrent readers for `seconds`, each going round the members from its own
+async def drive(row: str, calls: list[Call], members: list[Member], seconds: float) -> Cell:
+    """A reader per call, all at once for `seconds`, each going round the members from its own
     starting point. A failed read counts at the time it took: a timeout is the tail."""
     latencies: list[float] = []
     failures: Counter[str] = Counter()
@@ -488,14 +559,29 @@ async def drive(row: str, call: Call, members: list[Member], readers: int, secon
             member = members[n % len(members)]
             started = time.perf_counter()
             try:
-                await call(member)
+                await calls[offset](member)
             except (ServiceError, ApiError, httpx.HTTPError, grpc.aio.AioRpcError) as exc:
                 failures[failure(exc)] += 1
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
-    await asyncio.gather(*(reader(r) for r in range(readers)))
-    return Cell(row, readers, latencies, time.perf_counter() - started, failures)
+    await asyncio.gather(*(reader(r) for r in range(len(calls))))
+    return Cell(row, len(calls), latencies, time.perf_counter() - started, failures)
+
+
+def cpu_times(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) each process has used so far, this one as CLIENT; from
+    /proc, so on Linux only (elsewhere: the client's alone)."""
+    used = {CLIENT: time.process_time()}
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for name, pid in pids.items():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command's name: state, ppid...
+        used[name] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return used
 
 
 def cache_reads(text: str) -> Counter[str]:
@@ -503,16 +589,22 @@ def cache_reads(text: str) -> Counter[str]:
 
 
 async def measure_reads(
-    ways: dict[str, Call], members: list[Member], system: System, plan: Plan
+    ways: dict[str, Way], members: list[Member], system: System, plan: Plan
 ) -> list[Cell]:
-    """Every row at 1 reader, then every row at 32, each warmed up first."""
+    """Every row at 1 reader, then every row at 32, each warmed up first (with the readers'
+    connections it then keeps)."""
     cells = []
     async with httpx.AsyncClient(timeout=10) as http:
         for readers in READERS:
-            for row, call in ways.items():
-                await drive(row, call, members, readers, plan.warmup)
-                before = cache_reads(await metrics(http, system.urls[CACHED]))
-                cell = await drive(row, call, members, readers, plan.seconds)
+            for row, way in ways.items():
+                async with contextlib.AsyncExitStack() as stack:
+                    calls = [await stack.enter_async_context(way()) for _ in range(readers)]
+                    await drive(row, calls, members, plan.warmup)
+                    before = cache_reads(await metrics(http, system.urls[CACHED]))
+                    cpu = cpu_times(system.pids)
+                    cell = await drive(row, calls, members, plan.seconds)
+                    used = cpu_times(system.pids)
+                cell.cpu = {name: t - cpu[name] for name, t in used.items()}
                 if row == VIEW_B:
                     reads = cache_reads(await metrics(http, system.urls[CACHED])) - before
                     cell.hit_ratio = reads["hit"] / (reads.total() or 1)
@@ -529,7 +621,7 @@ class Load:
     placed: int = 0
     paid: int = 0
     errors: Counter[str] = field(default_factory=Counter)
-    seconds: float = 0.0  # from the first order sent to the last answer
+    seconds: float = 0.0  # from the first order sent to the last order placed (its 201)
     sent_seconds: float = 0.0  # from the first order sent to the last
     end_to_end_ms: list[float] = field(default_factory=list)
     sample_timeouts: int = 0
@@ -564,29 +656,55 @@ class Sampler:
             self.busy = False
 
 
-async def order_load(clients: Clients, members: list[Member], stock: Stock, plan: Plan) -> Load:
+async def order_load(
+    clients: Clients, members: list[Member], stock: Stock, system: System, plan: Plan
+) -> Load:
     """Orders sent on a schedule, `rate` a second, each placed and every other one paid,
-    whatever the ones before are still doing (open loop)."""
+    whatever the ones before are still doing (open loop). Each member orders and pays
+    through clients of its own, as each customer's app would."""
     load = Load(scheduled=int(plan.rate * plan.freshness_seconds))
-    sampler = Sampler(clients.view_a, load)
-    last_answer = 0.0
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def client(name: str) -> httpx.AsyncClient:
+            made = httpx.AsyncClient(base_url=system.urls[name], timeout=30)
+            return await stack.enter_async_context(made)
+
+        own = {}
+        for member in members:
+            own[member.id] = (await client("order-service"), await client("payment-service"))
+        await open_loop(own, Sampler(clients.view_a, load), members, stock, plan, load)
+    return load
+
+
+async def open_loop(
+    own: dict[int, tuple[httpx.AsyncClient, httpx.AsyncClient]],
+    sampler: Sampler,
+    members: list[Member],
+    stock: Stock,
+    plan: Plan,
+    load: Load,
+) -> None:
+    """Order `number` is sent at `number / rate` seconds from the start, into `load`."""
+    last_placed = 0.0
 
     async def one(number: int) -> None:
-        nonlocal last_answer
+        nonlocal last_placed
         member = members[number % len(members)]
         watching: asyncio.Task[None] | None = None
+        step = "place"
         try:
-            order_id = await place(clients, member, stock)
-            answered = time.perf_counter()
+            orders, payments = own[member.id]
+            order_id = await place(orders, member, stock)
+            last_placed = answered = time.perf_counter()
             load.placed += 1
             watching = asyncio.create_task(sampler.watch(member, order_id, answered))
             if number % 2 == 0:
-                await pay(clients, member, order_id)
+                step = "pay"
+                await pay(payments, member, order_id)
                 load.paid += 1
         except (ServiceError, httpx.HTTPError) as exc:
-            load.errors[failure(exc)] += 1
-        last_answer = max(last_answer, time.perf_counter())
-        if watching is not None:  # the sample is not part of the load's time
+            load.errors[f"{step} {failure(exc)}"] += 1
+        if watching is not None:
             await watching
 
     tasks = []
@@ -598,8 +716,7 @@ async def order_load(clients: Clients, members: list[Member], stock: Stock, plan
         tasks.append(asyncio.create_task(one(number)))
     load.sent_seconds = time.perf_counter() - started
     await asyncio.gather(*tasks)
-    load.seconds = last_answer - started
-    return load
+    load.seconds = max(0.0, last_placed - started)
 
 
 def buckets(text: str) -> dict[float, float]:
@@ -631,6 +748,35 @@ class Freshness:
     p50_ms: float
     p99_ms: float
     settled: bool
+    relay_leg_ms: list[float] = field(default_factory=list)  # per event of the run
+
+
+def relay_legs(outboxes: list[str], since: datetime) -> list[float]:
+    """From each outbox row written since `since` to its being marked published (after the
+    broker's acknowledgement): the relay's leg of the freshness, in ms. Read from the DB
+    files once the run is over, as bench/events.py reads its own outbox."""
+    legs = []
+    table = outbox_table(sa.MetaData())
+    for url in outboxes:
+        engine = make_engine(url)
+        try:
+            if not sa.inspect(engine).has_table(table.name):
+                continue
+            query = sa.select(table.c.created_at, table.c.published_at).where(
+                table.c.published_at.is_not(None)
+            )
+            with engine.connect() as conn:
+                for created, published in conn.execute(query):
+                    if aware(created) >= since:
+                        legs.append(1000 * (aware(published) - aware(created)).total_seconds())
+        finally:
+            engine.dispose()
+    return legs
+
+
+def aware(moment: datetime) -> datetime:
+    # SQLite hands DateTime(timezone=True) back naive: the relay and the outbox write UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def measure_freshness(
@@ -638,15 +784,17 @@ async def measure_freshness(
 ) -> Freshness:
     async with httpx.AsyncClient(timeout=10) as http:
         before = buckets(await metrics(http, system.urls[READ_MODEL]))
-        load = await order_load(clients, members, stock, plan)
+        since = datetime.now(UTC)
+        load = await order_load(clients, members, stock, system, plan)
         settled = await settle(system)
         after = buckets(await metrics(http, system.urls[READ_MODEL]))
+    legs = await asyncio.to_thread(relay_legs, system.outboxes, since)
     run = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
     changes = run[float("inf")]
     if not changes:
-        return Freshness(load, 0, float("nan"), float("nan"), settled)
+        return Freshness(load, 0, float("nan"), float("nan"), settled, legs)
     p50, p99 = (1000 * quantile(run, q) for q in (0.5, 0.99))
-    return Freshness(load, changes, p50, p99, settled)
+    return Freshness(load, changes, p50, p99, settled, legs)
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -664,6 +812,23 @@ def table(cells: list[Cell]) -> list[str]:
             for c in (by[(row, n)] for n in READERS)
         )
         lines.append(f"  {row:<16}{figures}")
+    return lines
+
+
+def cpu_table(cells: list[Cell]) -> list[str]:
+    """CPU milliseconds each process spent per page, and their sum: on 2 cores, what a page
+    costs the machine bounds how many pages a second it can serve."""
+    columns = [name for name in CPU_COLUMNS if any(name in c.cpu for c in cells)]
+    head = "".join(f"{CPU_COLUMNS[name]:>9}" for name in columns)
+    lines = [f"  {'CPU ms per page':<16}{'readers':>8}{head}{'total':>9}{'cores':>7}"]
+    for c in cells:
+        pages = len(c.latencies) or 1
+        figures = "".join(f"{1000 * c.cpu.get(name, 0.0) / pages:>9.2f}" for name in columns)
+        total = sum(c.cpu.get(name, 0.0) for name in columns)
+        lines.append(
+            f"  {c.row:<16}{c.readers:>8}{figures}{1000 * total / pages:>9.2f}"
+            f"{total / c.seconds:>7.2f}"
+        )
     return lines
 
 
@@ -719,11 +884,18 @@ def freshness_lines(f: Freshness, plan: Plan) -> list[str]:
         f"{plan.freshness_seconds:g} s (all sent in {load.sent_seconds:.2f} s): {load.placed} "
         f"placed, {load.paid} of them paid; errors: {errors}",
         f"  achieved {load.achieved:.0f} orders/s (placed / time from the first sent to the "
-        "last answer)",
+        "last placed)",
         f"  read model A, shop_read_model_freshness_seconds over the run's {f.changes:.0f} view "
         f"changes (interpolated from buckets): p50 {f.p50_ms:.1f} ms, p99 {f.p99_ms:.1f} ms"
         + ("" if f.settled else "  (the events had not settled when it was read)"),
     ]
+    if f.relay_leg_ms:
+        legs = f.relay_leg_ms
+        lines.append(
+            f"    of which the relay's leg, outbox row written -> marked published, over the "
+            f"run's {len(legs)} events: p50 {percentile(legs, 0.5):.1f} ms, p99 "
+            f"{percentile(legs, 0.99):.1f} ms"
+        )
     if load.end_to_end_ms:
         e2e = load.end_to_end_ms
         unseen = f", {load.sample_timeouts} not seen within 10 s" if load.sample_timeouts else ""
@@ -766,8 +938,8 @@ async def bench(system: System, plan: Plan) -> int:
     )
     try:
         stock = Stock(await products(system.urls["monolith"]))
-        started = time.perf_counter()
-        members = await seed(clients, stock, plan)
+        started, retries = time.perf_counter(), Counter[str]()
+        members = await seed(clients, stock, plan, retries)
         seeded = time.perf_counter() - started
         waited = await views_final(clients, members)
         settled = await settle(system)
@@ -777,17 +949,20 @@ async def bench(system: System, plan: Plan) -> int:
             f"{CANCELLED_PER_MEMBER} cancelled) in {seeded:.1f} s; both read models final "
             f"{waited:.1f} s later; events settled: {'yes' if settled else 'NO'}"
         )
-        ways = calls(clients, channels)
-        differences = await same_page(ways, members[0])
+        if retries:
+            kinds = ", ".join(f"{kind} x{n}" for kind, n in retries.most_common())
+            print(f"  seeding calls retried after the owner's refusal: {kinds}")
+        pages = ways(system.urls, channels)
+        differences = await same_page(pages, members[0])
         if differences:
             print("same page check FAILED, nothing timed:\n  " + "\n  ".join(differences))
             return 1
         print(
             f"same page check: member {members[0].id} ({len(members[0].orders)} orders, {paid} "
-            f"payments): {', '.join(ways)} agree on the member, its points and each order's "
+            f"payments): {', '.join(pages)} agree on the member, its points and each order's "
             "id, status, total and payment (timestamps not compared)"
         )
-        cells = await measure_reads(ways, members, system, plan)
+        cells = await measure_reads(pages, members, system, plan)
         fresh = await measure_freshness(clients, members, stock, system, plan)
     finally:
         await channels.close()
@@ -798,6 +973,8 @@ async def bench(system: System, plan: Plan) -> int:
     )
     print("\n".join(table(cells)))
     print("\n".join(notes(cells, paid)))
+    print()
+    print("\n".join(cpu_table(cells)))
     ratios, targets = comparisons(cells)
     print("\nviews against the best fan-out (higher req/s, lower p99 of the two)")
     print("\n".join(ratios))
