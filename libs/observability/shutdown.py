@@ -39,6 +39,13 @@ class GracefulServer(uvicorn.Server):
         self.should_exit = True
 
 
+# How long a process keeps an idle keep-alive connection open. It must be longer than any
+# proxy in front of it keeps one pooled (the gateway: libs/routing/upstream.py), or the proxy
+# may send a request on a connection the server is just closing: for a POST, which cannot be
+# retried, that is a 502 to the client (the demo saw it: "backend failed: dropped").
+KEEP_ALIVE_SECONDS = 75
+
+
 def serve(
     app,
     *,
@@ -55,6 +62,7 @@ def serve(
         port=port,
         # uvicorn annotates it int, but only hands it to asyncio.wait_for, which takes a float.
         timeout_graceful_shutdown=grace_seconds,  # type: ignore[arg-type]
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         access_log=False,
         log_config=None,
         lifespan="on",

@@ -60,6 +60,11 @@ class Outcome:
     body: bytes | None = None  # the full answer, when captured for comparison
 
 
+# An idle pooled connection is closed after this long: shorter than the backends keep it open
+# (libs/observability/shutdown.py KEEP_ALIVE_SECONDS), so the gateway is the one that closes.
+POOL_KEEP_ALIVE_SECONDS = 30
+
+
 class Upstreams:
     """One aiohttp session for every backend. Build it in a lifespan, close it there."""
 
@@ -70,7 +75,7 @@ class Upstreams:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
-            limit=self.max_connections, limit_per_host=0, keepalive_timeout=30
+            limit=self.max_connections, limit_per_host=0, keepalive_timeout=POOL_KEEP_ALIVE_SECONDS
         )
         self._session = aiohttp.ClientSession(
             connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()

@@ -96,3 +96,29 @@ def test_the_monolith_process_drains_and_exits_0_on_sigterm(tmp_path):
 def _swallow(call) -> None:
     with contextlib.suppress(httpx.HTTPError):
         call()
+
+
+def test_an_idle_keep_alive_connection_outlives_the_gateways_pool():
+    """The keep-alive race: a server that closes an idle connection before the proxy in front
+    of it stops reusing it turns a POST into a 502. The server keeps it open longer than the
+    gateway pools it; checked on a real socket idle past uvicorn's own default (5 s)."""
+    from libs.observability.shutdown import KEEP_ALIVE_SECONDS
+    from libs.routing.upstream import POOL_KEEP_ALIVE_SECONDS
+
+    assert KEEP_ALIVE_SECONDS > POOL_KEEP_ALIVE_SECONDS
+    process, url = _slow_service(grace=5, drain_delay=0.0)
+    try:
+        limits = httpx.Limits(keepalive_expiry=60)  # the client keeps it: the server decides
+        with httpx.Client(base_url=url, timeout=5, limits=limits) as client:
+            assert client.get("/health/live").status_code == 200
+            time.sleep(6.5)
+            # Had the server closed it, the socket would read EOF: has_expired() says so (and
+            # httpx would quietly reconnect, so the request alone proves nothing).
+            pool = client._transport._pool  # type: ignore[attr-defined]
+            [connection] = pool.connections
+            assert not connection.has_expired()
+            assert client.get("/health/live").status_code == 200
+            assert pool.connections == [connection]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
