@@ -90,6 +90,8 @@ async def _offline(settings: ReadModelSettings, within: float) -> RebuildStatus:
 
 
 def _rebuild_line(last: dict[str, Any]) -> str:
+    if last["state"] == "starting":
+        return f"rebuilding {last['generation']}: reading where the log ends"
     if last["state"] == "running":
         return (
             f"rebuilding {last['generation']}: {last['events_to_replay']} events in the log, "

@@ -29,7 +29,7 @@ POLL_SECONDS = 0.2
 
 @dataclass
 class RebuildStatus:
-    state: str = "idle"  # idle, running, swapped, failed
+    state: str = "idle"  # idle, starting, running, swapped, failed
     generation: str | None = None
     replaced: str | None = None
     events_to_replay: int = 0
@@ -57,11 +57,11 @@ async def rebuild(
     this drops. Answers the new feed (its consumer running)."""
     started = time.monotonic()
     name = generations.begin_next()
-    status.state, status.generation, status.error = "running", name, None
+    status.state, status.generation, status.error = "starting", name, None
     feed = await open_feed(settings, name, generations, registry, cache, live=False)
     try:
         ends = await end_offsets(settings)
-        status.events_to_replay = sum(ends.values())
+        status.events_to_replay, status.state = sum(ends.values()), "running"
         await feed.runner.start()
         deadline = started + timeout_seconds
         group = group_of(settings.read_model_group, name)
