@@ -19,7 +19,7 @@ import pymongo
 import pytest
 import sqlalchemy as sa
 
-from read_model.store import View, ViewStore
+from read_model.store import View, ViewStore, mongo
 from read_model.store.factory import make_store
 from read_model.store.mongo import MongoUnavailable, MongoViewStore
 from read_model.store.sql import SqlViewStore
@@ -42,14 +42,6 @@ def store_url(backend: str, request, tmp_path) -> Iterator[str]:
         yield request.getfixturevalue("postgres_url")
     else:
         yield request.getfixturevalue("mongo_url")
-
-
-def is_ferretdb(url: str) -> bool:
-    client: pymongo.MongoClient = pymongo.MongoClient(url, serverSelectionTimeoutMS=5000)
-    try:
-        return "ferretdbVersion" in client.admin.command("buildInfo")
-    finally:
-        client.close()
 
 
 @pytest.fixture
@@ -127,19 +119,7 @@ async def test_a_stale_expected_version_is_refused_and_changes_nothing(store: Vi
     assert await store.get("my_page", "8") is None
 
 
-async def test_concurrent_writers_that_retry_lose_no_update(
-    store: ViewStore, backend: str, store_url: str, request
-):
-    if backend == "mongodb" and is_ferretdb(store_url):
-        # MongoDB applies a filtered replace_one atomically; FerretDB v1 runs it as a query,
-        # then a write by _id, outside one transaction (FerretDB issue #3040), so two writers
-        # that read the same version both succeed. Strict: a FerretDB that stops losing
-        # updates fails this mark, and the mark goes.
-        request.applymarker(
-            pytest.mark.xfail(
-                raises=AssertionError, strict=True, reason="FerretDB v1: replace_one is not atomic"
-            )
-        )
+async def test_concurrent_writers_that_retry_lose_no_update(store: ViewStore):
     writers, increments = 16, 20
     conflicts = 0
 
@@ -207,6 +187,140 @@ async def test_keys_and_count_are_per_kind(store: ViewStore):
     assert await store.count("order") == 2
     assert await store.keys("shipment") == []
     assert await store.count("shipment") == 0
+
+
+async def test_keys_and_count_count_views_not_versions(store: ViewStore):
+    view = a_view(key="7")
+    assert await store.put(view, 0) is True
+    for version in range(2, 6):
+        view = replace(view, version=version, data={"points": version})
+        assert await store.put(view, version - 1) is True
+    assert await store.put(a_view(key="8"), 0) is True
+
+    assert await store.keys("my_page") == ["7", "8"]
+    assert await store.count("my_page") == 2
+    assert (await store.get("my_page", "7")) == view
+
+
+# --- MongoDB: a document per version, the insert of a unique _id as the guard --------------
+
+
+class Interleaved(MongoViewStore):
+    """A MongoDB store whose put lets `between` run at one of its steps (read_model/store/
+    mongo.py's docstring): after step 1's read ("read"), or before step 3's ("check"). The
+    other writers it runs there are ordinary stores on the same server."""
+
+    def __init__(self, url: str, at: str, between: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(url, "g1")
+        self.at, self.between = at, between
+
+    async def _lineage_of(self, kind: str, key: str, version: int):
+        lineage = await super()._lineage_of(kind, key, version)
+        if self.at == "read":
+            await self.between()
+        return lineage
+
+    async def _keep_highest(self, kind: str, key: str):
+        if self.at == "check":
+            await self.between()
+        return await super()._keep_highest(kind, key)
+
+
+def documents(url: str, key: str) -> list[dict]:
+    """The documents of my_page `key` in generation g1, highest version first."""
+    client: pymongo.MongoClient = pymongo.MongoClient(url, serverSelectionTimeoutMS=5000)
+    try:
+        views = client.get_default_database()["views_g1"]
+        return list(views.find({"kind": "my_page", "key": key}).sort("version", -1))
+    finally:
+        client.close()
+
+
+async def write_on_top(store: ViewStore, times: int) -> None:
+    """`times` ordinary read-change-write rounds on my_page 7, each adding one to "n"."""
+    for _ in range(times):
+        current = await store.get("my_page", "7")
+        assert current is not None
+        changed = replace(current, version=current.version + 1, data={"n": current.data["n"] + 1})
+        assert await store.put(changed, current.version) is True
+
+
+@pytest.fixture
+async def mongo_store(mongo_url: str) -> AsyncIterator[MongoViewStore]:
+    store = MongoViewStore(mongo_url, "g1")
+    await store.start()
+    yield store
+    await store.close()
+
+
+@pytest.mark.mongodb
+async def test_a_mongodb_view_written_many_times_is_one_document(mongo_store, mongo_url):
+    assert await mongo_store.put(a_view(data={"n": 1}), 0) is True
+    await write_on_top(mongo_store, 11)
+
+    docs = documents(mongo_url, "7")
+    assert [doc["version"] for doc in docs] == [12]
+    assert docs[0]["data"] == {"n": 12}
+    assert await mongo_store.count("my_page") == 1
+
+
+@pytest.mark.mongodb
+async def test_a_mongodb_writer_whose_version_was_written_and_deleted_meanwhile_gets_false(
+    mongo_store, mongo_url
+):
+    # It reads version 1, then two writers make versions 2 and 3 (3's deleting 2), so the
+    # _id of version 2 is free again when its insert arrives: the insert succeeds, and the
+    # write is still refused, its document removed.
+    assert await mongo_store.put(a_view(data={"n": 1}), 0) is True
+    late = Interleaved(mongo_url, "read", lambda: write_on_top(mongo_store, 2))
+    await late.start()
+    try:
+        stale = a_view(version=2, data={"n": 100})
+        assert await late.put(stale, 1) is False
+    finally:
+        await late.close()
+
+    final = await mongo_store.get("my_page", "7")
+    assert final is not None and (final.version, final.data) == (3, {"n": 3})
+    assert [doc["version"] for doc in documents(mongo_url, "7")] == [3]
+
+
+@pytest.mark.mongodb
+async def test_a_mongodb_winner_overtaken_before_its_check_still_wins(mongo_store, mongo_url):
+    assert await mongo_store.put(a_view(data={"n": 1}), 0) is True
+    winner = Interleaved(mongo_url, "check", lambda: write_on_top(mongo_store, 3))
+    await winner.start()
+    try:
+        assert await winner.put(a_view(version=2, data={"n": 2}), 1) is True
+    finally:
+        await winner.close()
+
+    final = await mongo_store.get("my_page", "7")
+    assert final is not None and (final.version, final.data) == (5, {"n": 5})
+    assert [doc["version"] for doc in documents(mongo_url, "7")] == [5]
+
+
+@pytest.mark.mongodb
+async def test_a_mongodb_write_its_lineage_forgot_is_of_unknown_outcome(
+    mongo_store, mongo_url, monkeypatch
+):
+    # A lineage keeps the last LINEAGE_MIN writes and any younger than LINEAGE_SECONDS: with
+    # no time and 2, a winner overtaken three times can no longer find its write in it.
+    monkeypatch.setattr(mongo, "LINEAGE_SECONDS", 0.0)
+    monkeypatch.setattr(mongo, "LINEAGE_MIN", 2)
+    assert await mongo_store.put(a_view(data={"n": 1}), 0) is True
+    forgotten = Interleaved(mongo_url, "check", lambda: write_on_top(mongo_store, 3))
+    await forgotten.start()
+    try:
+        with pytest.raises(mongo.WriteOutcomeUnknown) as caught:
+            await forgotten.put(a_view(version=2, data={"n": 2}), 1)
+    finally:
+        await forgotten.close()
+
+    assert isinstance(caught.value, TimeoutError)
+    docs = documents(mongo_url, "7")
+    assert [doc["version"] for doc in docs] == [5]
+    assert len(docs[0]["lineage"]) == 2 * mongo.ENTRY.size
 
 
 @pytest.mark.parametrize("generation", ["", "Live", "live-2", "x; DROP TABLE members", "g" * 41])
