@@ -29,7 +29,8 @@ A put, step by step:
    writer that is behind (expected 3 while 5 is stored) and one that is ahead (expected 5 of
    a missing view), neither of which an `_id` would stop. (`expected` 0: no read.)
 2. Insert version expected + 1. DuplicateKeyError: another writer got there first, False.
-3. Read every version of the view (number and lineage); delete all but the highest.
+3. Read every version of the view (number and lineage); delete all but the highest (the one
+   below the new version at once, while the read runs: it is below the highest either way).
 4. True if the highest version's lineage names this write at this version, else False.
 
 Why that is right, racing writer by racing writer:
@@ -45,7 +46,7 @@ Why that is right, racing writer by racing writer:
 - A winner overtaken before step 3 (others already wrote on top of it): its id is in the
   highest version's lineage, True.
 - Both answers need the lineage to reach back to the writer's version. It does unless the
-  put took LINEAGE_SECONDS (its three requests are bounded by the socket timeout) or the
+  put took LINEAGE_SECONDS (each of its requests is bounded by the socket timeout) or the
   writers' clocks are that far apart; then the put raises WriteOutcomeUnknown, a TimeoutError,
   as a write whose reply never came would (the read model applies the event again, which
   changes nothing if it is in). A lineage is LINEAGE_MIN entries (16 bytes each) unless the
@@ -54,11 +55,11 @@ Why that is right, racing writer by racing writer:
   highest); a crash there leaves older versions, which reads ignore and the next write
   deletes; `keys` and `count` count distinct keys, not documents.
 
-Cost: a change is four requests in turn (read, insert, read the versions, delete the one
-below) where one replace_one was. The index (kind, key, version) makes each read an index
-seek on MongoDB. FerretDB v1's SQLite handler pushes down only a filter that is exactly
-`{_id: value}` and scans the collection for any other: there `get` scans (it looked up an
-`_id` before) and a put scans twice (the replace_one guard scanned once).
+Cost: a change is a read, an insert, then a read of the view's versions together with the
+delete of the version below, where one replace_one was. The index (kind, key, version) makes
+each read an index seek on MongoDB. FerretDB v1's SQLite handler pushes down only a filter
+that is exactly `{_id: value}` and scans the collection for any other: there `get` scans (it
+looked up an `_id` before) and a put scans twice (the replace_one guard scanned once).
 
 Every call has a bound: the client gives up selecting a server after
 `server_selection_timeout` and waits at most `socket_timeout` for a reply, and `start()` pings,
@@ -184,7 +185,8 @@ class MongoViewStore:
             )
         except DuplicateKeyError:
             return False
-        won = _descends(await self._keep_highest(view.kind, view.key), view.version, write)
+        highest = await self._keep_highest(view.kind, view.key, view.version)
+        won = _descends(highest, view.version, write)
         if won is None:
             raise WriteOutcomeUnknown(
                 f"{view.kind} {view.key}: version {view.version} was overtaken by versions "
@@ -213,13 +215,19 @@ class MongoViewStore:
             return None
         return _lineage(latest)
 
-    async def _keep_highest(self, kind: str, key: str) -> dict[str, Any] | None:
+    async def _keep_highest(self, kind: str, key: str, inserted: int) -> dict[str, Any] | None:
         """Step 3: the highest version's number and lineage, once every version below the
-        highest is deleted (each by its `_id`, which names its version)."""
+        highest is deleted (each by its `_id`, which names its version). The one below the
+        version just inserted is deleted meanwhile: it is below the highest whatever comes."""
+        below = _id(kind, key, inserted - 1)
         projection = {"_id": 1, "version": 1, "lineage": 1}
         cursor = self.views.find(_of(kind, key), projection, sort=NEWEST_FIRST)
-        versions = [doc async for doc in cursor]
-        await asyncio.gather(*(self.views.delete_one({"_id": v["_id"]}) for v in versions[1:]))
+        reading = asyncio.ensure_future(cursor.to_list())
+        if inserted > 1:
+            await self.views.delete_one({"_id": below})
+        versions = await reading
+        others = [doc["_id"] for doc in versions[1:] if doc["_id"] != below]
+        await asyncio.gather(*(self.views.delete_one({"_id": other}) for other in others))
         return versions[0] if versions else None
 
     async def _create_collection(self) -> None:

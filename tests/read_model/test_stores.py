@@ -220,10 +220,10 @@ class Interleaved(MongoViewStore):
             await self.between()
         return lineage
 
-    async def _keep_highest(self, kind: str, key: str):
+    async def _keep_highest(self, kind: str, key: str, inserted: int):
         if self.at == "check":
             await self.between()
-        return await super()._keep_highest(kind, key)
+        return await super()._keep_highest(kind, key, inserted)
 
 
 def documents(url: str, key: str) -> list[dict]:
