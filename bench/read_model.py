@@ -476,6 +476,14 @@ async def settle(system: System) -> bool:
 # --- the four ways to a page ------------------------------------------------------------------
 
 
+Read = Callable[[httpx.AsyncClient, Member], Awaitable[Any]]
+
+
+def through(http: httpx.AsyncClient, read: Read) -> Call:
+    """A reader's call: `read` on the reader's own client."""
+    return lambda member: read(http, member)
+
+
 async def view_page(http: httpx.AsyncClient, member: Member) -> Any:
     return parse_envelope(await http.get("/api/views/my-page", headers=member.headers))
 
@@ -491,15 +499,13 @@ def ways(urls: dict[str, str], channels: Channels) -> dict[str, Way]:
     requests. Over gRPC the readers share one channel per owner, as the channels are made to
     be shared (HTTP/2 multiplexes the calls)."""
 
-    def over_http(
-        base_url: str, read: Callable[[httpx.AsyncClient, Member], Awaitable[Any]]
-    ) -> Way:
+    def over_http(base_url: str, read: Read) -> Way:
         @contextlib.asynccontextmanager
         async def reader() -> AsyncIterator[Call]:
             async with httpx.AsyncClient(
                 base_url=base_url, timeout=30, limits=READER_LIMITS
             ) as http:
-                yield lambda member: read(http, member)
+                yield through(http, read)
 
         return reader
 
@@ -611,6 +617,39 @@ async def measure_reads(
                     reads = cache_reads(await metrics(http, system.urls[CACHED])) - before
                     cell.hit_ratio = reads["hit"] / (reads.total() or 1)
                 cells.append(cell)
+    return cells
+
+
+async def health(http: httpx.AsyncClient, member: Member) -> None:
+    (await http.get("/health/live")).raise_for_status()
+
+
+async def refused(http: httpx.AsyncClient, member: Member) -> None:
+    answer = await http.get("/api/views/my-page")  # no token: 401 from the token check
+    if answer.status_code != 401:
+        raise httpx.HTTPStatusError("expected 401", request=answer.request, response=answer)
+
+
+FLOOR: dict[str, Read] = {
+    "GET /health/live": health,
+    "my page, no token (401)": refused,
+    "my page": view_page,
+}
+
+
+async def measure_floor(url: str, members: list[Member], system: System, plan: Plan) -> list[Cell]:
+    """Where a view read's cost goes: the HTTP stack's floor (a health check), the stack with
+    the envelope and a refused token, then the whole read, one reader each."""
+    cells = []
+    for row, read in FLOOR.items():
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=READER_LIMITS) as http:
+            calls = [through(http, read)]
+            await drive(row, calls, members, plan.warmup)
+            cpu = cpu_times(system.pids)
+            cell = await drive(row, calls, members, plan.seconds)
+            used = cpu_times(system.pids)
+        cell.cpu = {name: t - cpu[name] for name, t in used.items()}
+        cells.append(cell)
     return cells
 
 
@@ -834,6 +873,15 @@ def cpu_table(cells: list[Cell]) -> list[str]:
     return lines
 
 
+def floor_table(cells: list[Cell]) -> list[str]:
+    lines = [f"  {'':<26}{'req/s':>8}{'p50 ms':>8}{'server CPU ms':>15}{'client CPU ms':>15}"]
+    for c in cells:
+        pages = len(c.latencies) or 1
+        server, client = (1000 * c.cpu.get(name, 0.0) / pages for name in (READ_MODEL, CLIENT))
+        lines.append(f"  {c.row:<26}{c.rate:>8.0f}{c.p50_ms:>8.2f}{server:>15.2f}{client:>15.2f}")
+    return lines
+
+
 def notes(cells: list[Cell], paid: int) -> list[str]:
     lines = [
         f"  {FANOUT_HTTP}: through the gateway, 2 + {paid} paid orders = {2 + paid} calls per "
@@ -866,9 +914,11 @@ def comparisons(cells: list[Cell]) -> tuple[list[str], list[str]]:
             view = by[(row, n)]
             throughput = view.rate / fastest.rate
             p99 = view.p99_ms / steadiest.p99_ms
+            http = by[(FANOUT_HTTP, n)]
             ratios.append(
                 f"  {n:>2} readers, {row:<15} throughput {throughput:6.2f}x {fastest.row}'s, "
-                f"p99 {p99:5.2f}x {steadiest.row}'s"
+                f"p99 {p99:5.2f}x {steadiest.row}'s   (against {FANOUT_HTTP}: "
+                f"{view.rate / http.rate:.2f}x, p99 {view.p99_ms / http.p99_ms:.2f}x)"
             )
             targets.append(
                 f"  {n:>2} readers, {row:<15} throughput >= {TARGET_THROUGHPUT:g}x the "
@@ -965,6 +1015,7 @@ async def bench(system: System, plan: Plan) -> int:
             "id, status, total and payment (timestamps not compared)"
         )
         cells = await measure_reads(pages, members, system, plan)
+        floor = await measure_floor(system.urls[READ_MODEL], members, system, plan)
         fresh = await measure_freshness(clients, members, stock, system, plan)
     finally:
         await channels.close()
@@ -977,6 +1028,8 @@ async def bench(system: System, plan: Plan) -> int:
     print("\n".join(notes(cells, paid)))
     print()
     print("\n".join(cpu_table(cells)))
+    print(f"\nwhat one read costs read model A, 1 reader, {plan.seconds:g} s each")
+    print("\n".join(floor_table(floor)))
     ratios, targets = comparisons(cells)
     print("\nviews against the best fan-out (higher req/s, lower p99 of the two)")
     print("\n".join(ratios))

@@ -59,6 +59,8 @@ def test_the_bench_measures_views_and_fanouts_and_freshness():
     assert "same page check: member" in out
     for row in ROWS:
         assert re.search(rf"^  {row} {FIGURES}", out, re.M), (row, out)
+    assert out.count("\n  CPU ms per page") == 1
+    assert "what one read costs read model A" in out
     assert len(VERDICT.findall(out)) == 4  # each view at 1 and at 32 readers
     assert "interpolated from buckets" in out
     assert re.search(r"^  freshness p99 <= 200 ms at 200 orders/s: .*(MET|MISSED)", out, re.M)
