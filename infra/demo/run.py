@@ -52,6 +52,10 @@ def run_demo(workers: int, rounds: int, stage_seconds: float = STAGE_SECONDS) ->
     env = {
         "SHOP_DATA_DIR": str(data_dir),
         "SHOP_MONOLITH_POINTS_RECOVERY_INTERVAL": "1",
+        # Seven processes and a broker share the laptop's cores: a points debit in the member
+        # service's dual write (two SQLite files, one transaction) can queue past the default
+        # 2 s deadline. Still below the monolith's 5 s server limit, as start-up checks.
+        "SHOP_MONOLITH_MEMBER_TIMEOUT": "4",
         # The dev broker on a port of its own, unless SHOP_KAFKA_BOOTSTRAP names a Kafka.
         "SHOP_BROKER_PORT": str(free_port()),
         **{spec.port_env: str(ports[name]) for name, spec in processes.items()},
