@@ -3,6 +3,7 @@ on Apache Kafka, side by side in one run.
 
     .venv/bin/python bench/events.py [--events 20000] [--per-transaction 100] [--rate 200]
                                      [--seconds 10] [--only devbroker|apache-kafka]
+                                     [--consumer-process] [--db-dir DIR]
                                      [--postgres postgresql+psycopg://postgres@127.0.0.1/postgres]
 
 Starts `shop broker` and then Apache Kafka (bench/brokers.py), one after the other so they
@@ -17,6 +18,10 @@ never compete for the CPU. Against each, on SQLite files in a temporary dir:
   consumer runner was handed it -> its handler applied it (and, aside, commit -> the relay
   marked it published). The stamps come from subclasses of the relay and the runner that
   wrap three of their internal steps (`_pending`, `_settle`, `_apply_batch`), nothing else.
+  The writer, the relay and the runner share this process (and its interpreter lock);
+  --consumer-process runs the runner in a process of its own, as the service that consumes
+  runs in the shop. Stamps on both sides are time.perf_counter(), CLOCK_MONOTONIC on Linux:
+  one clock for the machine.
 Prints one table with both and the ratios, then the target (freshness p99 < 100 ms on each
 broker). It is a script, not a timed test: nothing here asserts on a figure.
 """
@@ -26,6 +31,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
+import multiprocessing
 import os
 import tempfile
 import time
@@ -34,7 +41,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiokafka
 import sqlalchemy as sa
@@ -82,6 +89,7 @@ class Workload:
     consumer_poll_ms: int
     db_dir: str | None
     postgres: str | None = None
+    consumer_process: bool = False
 
 
 @dataclass
@@ -96,6 +104,7 @@ class Figures:
     unit_of_work_ms: list[float]
     load_at_start: float
     cpu_share: float  # this process's CPU time over the freshness run's wall time
+    consumer_cpu_share: float  # the consumer process's (nan when it runs in this one)
 
     @property
     def relay_events(self) -> float:
@@ -377,12 +386,13 @@ class Freshness:
     stages_ms: dict[str, list[float]]
     unit_of_work_ms: list[float]
     cpu_share: float
+    consumer_cpu_share: float
 
 
 async def freshness_run(bootstrap: str, topic: str, dbs: Databases, w: Workload) -> Freshness:
     """Freshness of each event, its stages, and the relay's share of it."""
     out_engine, outbox = outbox_db(dbs.url("fresh-outbox"))
-    in_engine, inbox, applied = inbox_db(dbs.url("fresh-inbox"))
+    inbox_url = dbs.url("fresh-inbox")
     clocks = Clocks()
     registry = CollectorRegistry()
     relay = StampedRelay(
@@ -395,46 +405,201 @@ async def freshness_run(bootstrap: str, topic: str, dbs: Databases, w: Workload)
         registry=registry,
         clocks=clocks,
     )
-    runner = StampedRunner(
-        bootstrap,
-        f"bench-fresh-{uuid.uuid4().hex[:6]}",
-        [topic],
-        in_engine,
-        inbox,
-        applier(applied, clocks),
-        poll_timeout_ms=w.consumer_poll_ms,
-        registry=registry,
-        clocks=clocks,
+    group = f"bench-fresh-{uuid.uuid4().hex[:6]}"
+    consumer: Consumer = (
+        ConsumerProcess(bootstrap, topic, group, inbox_url, w.consumer_poll_ms)
+        if w.consumer_process
+        else InProcessConsumer(bootstrap, topic, group, inbox_url, w.consumer_poll_ms)
     )
     await relay.start()
-    await runner.start()
+    await consumer.start()
+    stopped = False
     try:
         # Warm-up: until the group has joined and the whole path has carried events.
         warm_up = range(WARM_UP_FRESH)
-        warm = await paced_writes(out_engine, outbox, relay, topic, clocks, warm_up, 50)
-        await until(lambda: all(i in clocks.applied for i in warm), within=60, step=0.01)
+        await paced_writes(out_engine, outbox, relay, topic, clocks, warm_up, 50)
+        await until(lambda: consumer.applied() >= WARM_UP_FRESH, within=60, step=0.01)
         count = int(w.rate * w.seconds)
         numbers = range(WARM_UP_FRESH, WARM_UP_FRESH + count)
+        consumer.measuring()
         began, cpu_began = time.perf_counter(), time.process_time()
         ids = await paced_writes(out_engine, outbox, relay, topic, clocks, numbers, w.rate)
-        await until(lambda: all(i in clocks.applied for i in ids), within=60, step=0.01)
+        await until(lambda: consumer.applied() >= WARM_UP_FRESH + count, within=60, step=0.01)
         cpu_share = (time.process_time() - cpu_began) / (time.perf_counter() - began)
+        wall = time.perf_counter() - began
+        stopped, (fetched, applied, consumer_cpu) = True, await consumer.stop()
+        clocks.fetched.update(fetched)
+        clocks.applied.update(applied)
         with out_engine.connect() as conn:
             t = outbox.table
             rows = conn.execute(sa.select(t.c.event_id, t.c.published_at)).all()
         published = {i: _aware(at).timestamp() for i, at in rows if at is not None}
     finally:
-        await runner.stop()
+        if not stopped:
+            await consumer.stop()
         await relay.stop()
         out_engine.dispose()
-        in_engine.dispose()
     return Freshness(
         clocks.freshness_ms(ids),
         clocks.relay_leg_ms(ids, published),
         clocks.stages_ms(ids),
         [clocks.unit_of_work_ms[i] for i in ids],
         cpu_share,
+        consumer_cpu / wall,
     )
+
+
+# What a consumer side hands back: when the runner was handed each event and when its
+# handler applied it (by event id), and the CPU seconds it spent while the run was measured.
+Stamps = tuple[dict[str, float], dict[str, float], float]
+
+
+class Consumer(Protocol):
+    async def start(self) -> None: ...
+    def applied(self) -> int: ...
+    def measuring(self) -> None: ...
+    async def stop(self) -> Stamps: ...
+
+
+class InProcessConsumer:
+    """The runner in this process, sharing its interpreter with the writer and the relay."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str, url: str, poll_ms: int) -> None:
+        self.engine, inbox, applied = inbox_db(url)
+        self.clocks = Clocks()
+        self.runner = StampedRunner(
+            bootstrap,
+            group,
+            [topic],
+            self.engine,
+            inbox,
+            applier(applied, self.clocks),
+            poll_timeout_ms=poll_ms,
+            registry=CollectorRegistry(),
+            clocks=self.clocks,
+        )
+
+    async def start(self) -> None:
+        await self.runner.start()
+
+    def applied(self) -> int:
+        return len(self.clocks.applied)
+
+    def measuring(self) -> None:
+        pass  # its CPU is the bench process's
+
+    async def stop(self) -> Stamps:
+        try:
+            await self.runner.stop()
+        finally:
+            self.engine.dispose()
+        return dict(self.clocks.fetched), dict(self.clocks.applied), float("nan")
+
+
+class ConsumerProcess:
+    """The runner in a process of its own (spawned: a fresh interpreter), as the service that
+    consumes the events runs in the shop. It counts what it applied in shared memory and,
+    once told to stop, hands its stamps back in a file."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str, url: str, poll_ms: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.count = context.Value("i", 0)
+        self.measured = context.Event()
+        self.stopping = context.Event()
+        handle, self.out = tempfile.mkstemp(prefix="events-bench-consumer-", suffix=".json")
+        os.close(handle)
+        self.process = context.Process(
+            target=consume,
+            args=(bootstrap, topic, group, url, poll_ms, self.count, self.measured),
+            kwargs={"stopping": self.stopping, "out": self.out},
+            name="bench-consumer",
+        )
+
+    async def start(self) -> None:
+        self.process.start()
+
+    def applied(self) -> int:
+        if not self.process.is_alive() and self.process.exitcode is not None:
+            raise RuntimeError(f"the consumer process exited with {self.process.exitcode}")
+        return int(self.count.value)
+
+    def measuring(self) -> None:
+        self.measured.set()
+
+    async def stop(self) -> Stamps:
+        self.stopping.set()
+        return await asyncio.to_thread(self._collect)
+
+    def _collect(self) -> Stamps:
+        self.process.join(60)
+        try:
+            if self.process.exitcode != 0:
+                raise RuntimeError(f"the consumer process exited with {self.process.exitcode}")
+            stamps = json.loads(Path(self.out).read_text())
+        finally:
+            Path(self.out).unlink(missing_ok=True)
+        return stamps["fetched"], stamps["applied"], stamps["cpu_s"]
+
+
+def consume(
+    bootstrap: str,
+    topic: str,
+    group: str,
+    url: str,
+    poll_ms: int,
+    count: Any,
+    measured: Any,
+    *,
+    stopping: Any,
+    out: str,
+) -> None:
+    """The consumer process: a runner until told to stop, then its stamps into `out`."""
+    stamps = asyncio.run(_consume(bootstrap, topic, group, url, poll_ms, count, measured, stopping))
+    Path(out).write_text(json.dumps(stamps))
+
+
+async def _consume(
+    bootstrap: str,
+    topic: str,
+    group: str,
+    url: str,
+    poll_ms: int,
+    count: Any,
+    measured: Any,
+    stopping: Any,
+) -> dict[str, Any]:
+    engine, inbox, applied = inbox_db(url)
+    clocks = Clocks()
+    apply = applier(applied, clocks)
+
+    def counted(conn: sa.Connection, event: Event) -> None:
+        apply(conn, event)
+        with count.get_lock():
+            count.value += 1
+
+    runner = StampedRunner(
+        bootstrap,
+        group,
+        [topic],
+        engine,
+        inbox,
+        counted,
+        poll_timeout_ms=poll_ms,
+        registry=CollectorRegistry(),
+        clocks=clocks,
+    )
+    await runner.start()
+    cpu_began: float | None = None
+    try:
+        while not stopping.is_set():
+            if cpu_began is None and measured.is_set():
+                cpu_began = time.process_time()
+            await asyncio.sleep(0.01)
+        cpu_s = time.process_time() - (cpu_began if cpu_began is not None else time.process_time())
+    finally:
+        await runner.stop()
+        engine.dispose()
+    return {"fetched": clocks.fetched, "applied": clocks.applied, "cpu_s": cpu_s}
 
 
 def _aware(at: datetime) -> datetime:
@@ -465,6 +630,7 @@ async def measure(bootstrap: str, w: Workload) -> Figures:
         fresh.unit_of_work_ms,
         load_at_start,
         fresh.cpu_share,
+        fresh.consumer_cpu_share,
     )
 
 
@@ -489,7 +655,8 @@ ROWS: list[Row] = [
     ("writer's unit of work p50", lambda f: percentile(f.unit_of_work_ms, 0.50), ",.2f"),
     ("writer's unit of work p99", lambda f: percentile(f.unit_of_work_ms, 0.99), ",.2f"),
     ("load average at start", lambda f: f.load_at_start, ".2f"),
-    ("bench CPU, cores", lambda f: f.cpu_share, ".2f"),
+    ("bench process CPU, cores", lambda f: f.cpu_share, ".2f"),
+    ("consumer process CPU, cores", lambda f: f.consumer_cpu_share, ".2f"),
 ]
 
 
@@ -519,8 +686,9 @@ def print_header(w: Workload, skipped: dict[str, str]) -> None:
         )
     print(machine_line())
     print(
-        "stages in ms (p50 and p99 of each on its own: they do not add up); bench CPU: this "
-        "process's CPU time (writer, relay, consumer) over the freshness run's wall time"
+        "stages in ms (p50 and p99 of each on its own: they do not add up); CPU: a process's "
+        "CPU time over the freshness run's wall time; the consumer runs "
+        + ("in a process of its own" if w.consumer_process else "in the bench's process")
     )
     for kind, why in skipped.items():
         print(f"{LABELS[kind]}: not measured ({why})")
@@ -550,6 +718,7 @@ async def run(args: argparse.Namespace) -> None:
         args.consumer_poll_ms,
         args.db_dir,
         args.postgres,
+        args.consumer_process,
     )
     results: dict[str, Figures] = {}
     skipped: dict[str, str] = {}
@@ -586,6 +755,11 @@ def main() -> None:
         "--postgres",
         metavar="URL",
         help="run on PostgreSQL instead (a server URL; fresh databases are created and dropped)",
+    )
+    parser.add_argument(
+        "--consumer-process",
+        action="store_true",
+        help="run the consumer runner in a process of its own (its own interpreter lock)",
     )
     parser.add_argument("--only", choices=[DEVBROKER, APACHE_KAFKA], help="measure one broker")
     asyncio.run(run(parser.parse_args()))
