@@ -110,6 +110,7 @@ SAMPLE_REST_SECONDS = 0.1
 SUBSCRIBERS = ("monolith", "member-service", "order-service", READ_MODEL)
 CACHED = "read-model-cached"  # read model B's name here (its process is `shop run read-model`)
 CLIENT = "bench"  # this process: the readers, and the fan-outs' composition
+MACHINE = "machine"  # every core's busy time, whoever used it
 # The CPU table's columns: process, heading.
 CPU_COLUMNS = {
     CLIENT: "client",
@@ -595,6 +596,12 @@ def cpu_times(pids: dict[str, int]) -> dict[str, float]:
     /proc, so on Linux only (elsewhere: the client's alone)."""
     used = {CLIENT: time.process_time()}
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    with contextlib.suppress(OSError):
+        # The whole machine's busy time (user, nice, system, irq, softirq, steal) over all
+        # cores: what is left of it after the run's processes is other work on the machine.
+        first = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        busy = sum(int(first[i]) for i in (0, 1, 2, 5, 6, 7))
+        used[MACHINE] = busy / ticks
     for name, pid in pids.items():
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
@@ -874,24 +881,34 @@ def cpu_table(cells: list[Cell]) -> list[str]:
     costs the machine bounds how many pages a second it can serve."""
     columns = [name for name in CPU_COLUMNS if any(name in c.cpu for c in cells)]
     head = "".join(f"{CPU_COLUMNS[name]:>9}" for name in columns)
-    lines = [f"  {'CPU ms per page':<16}{'readers':>8}{head}{'total':>9}{'cores':>7}"]
+    lines = [f"  {'CPU ms per page':<16}{'readers':>8}{head}{'total':>9}{'cores':>7}{'others':>8}"]
     for c in cells:
         pages = len(c.latencies) or 1
         figures = "".join(f"{1000 * c.cpu.get(name, 0.0) / pages:>9.2f}" for name in columns)
         total = sum(c.cpu.get(name, 0.0) for name in columns)
+        others = f"{(c.cpu[MACHINE] - total) / c.seconds:>8.2f}" if MACHINE in c.cpu else ""
         lines.append(
             f"  {c.row:<16}{c.readers:>8}{figures}{1000 * total / pages:>9.2f}"
-            f"{total / c.seconds:>7.2f}"
+            f"{total / c.seconds:>7.2f}{others}"
         )
+    lines.append(
+        "  cores: the run's processes' CPU over the cell's time; others: the cores the rest "
+        f"of the machine's work took meanwhile (of {os.cpu_count()})"
+    )
     return lines
 
 
 def floor_table(cells: list[Cell]) -> list[str]:
-    lines = [f"  {'':<26}{'req/s':>8}{'p50 ms':>8}{'server CPU ms':>15}{'client CPU ms':>15}"]
+    head = f"{'req/s':>8}{'p50 ms':>8}{'server CPU ms':>15}{'client CPU ms':>15}{'others':>8}"
+    lines = [f"  {'':<26}{head}"]
     for c in cells:
         pages = len(c.latencies) or 1
         server, client = (1000 * c.cpu.get(name, 0.0) / pages for name in (READ_MODEL, CLIENT))
-        lines.append(f"  {c.row:<26}{c.rate:>8.0f}{c.p50_ms:>8.2f}{server:>15.2f}{client:>15.2f}")
+        ours = sum(c.cpu.get(name, 0.0) for name in CPU_COLUMNS)
+        others = f"{(c.cpu[MACHINE] - ours) / c.seconds:>8.2f}" if MACHINE in c.cpu else ""
+        lines.append(
+            f"  {c.row:<26}{c.rate:>8.0f}{c.p50_ms:>8.2f}{server:>15.2f}{client:>15.2f}{others}"
+        )
     return lines
 
 
