@@ -105,6 +105,7 @@ class Figures:
     load_at_start: float
     cpu_share: float  # this process's CPU time over the freshness run's wall time
     consumer_cpu_share: float  # the consumer process's (nan when it runs in this one)
+    machine_share: float  # every process's: the brokers', the DB server's, other users'
 
     @property
     def relay_events(self) -> float:
@@ -387,6 +388,17 @@ class Freshness:
     unit_of_work_ms: list[float]
     cpu_share: float
     consumer_cpu_share: float
+    machine_share: float
+
+
+def busy_s() -> float:
+    """CPU seconds the whole machine has been busy (user, nice, system, irq, softirq,
+    steal, over all cores) since boot; nan where there is no /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return float("nan")
+    return sum(int(fields[i]) for i in (0, 1, 2, 5, 6, 7)) / os.sysconf("SC_CLK_TCK")
 
 
 async def freshness_run(bootstrap: str, topic: str, dbs: Databases, w: Workload) -> Freshness:
@@ -422,11 +434,12 @@ async def freshness_run(bootstrap: str, topic: str, dbs: Databases, w: Workload)
         count = int(w.rate * w.seconds)
         numbers = range(WARM_UP_FRESH, WARM_UP_FRESH + count)
         consumer.measuring()
-        began, cpu_began = time.perf_counter(), time.process_time()
+        began, cpu_began, machine_began = time.perf_counter(), time.process_time(), busy_s()
         ids = await paced_writes(out_engine, outbox, relay, topic, clocks, numbers, w.rate)
         await until(lambda: consumer.applied() >= WARM_UP_FRESH + count, within=60, step=0.01)
-        cpu_share = (time.process_time() - cpu_began) / (time.perf_counter() - began)
         wall = time.perf_counter() - began
+        cpu_share = (time.process_time() - cpu_began) / wall
+        machine_share = (busy_s() - machine_began) / wall
         stopped, (fetched, applied, consumer_cpu) = True, await consumer.stop()
         clocks.fetched.update(fetched)
         clocks.applied.update(applied)
@@ -446,6 +459,7 @@ async def freshness_run(bootstrap: str, topic: str, dbs: Databases, w: Workload)
         [clocks.unit_of_work_ms[i] for i in ids],
         cpu_share,
         consumer_cpu / wall,
+        machine_share,
     )
 
 
@@ -631,6 +645,7 @@ async def measure(bootstrap: str, w: Workload) -> Figures:
         load_at_start,
         fresh.cpu_share,
         fresh.consumer_cpu_share,
+        fresh.machine_share,
     )
 
 
@@ -657,6 +672,7 @@ ROWS: list[Row] = [
     ("load average at start", lambda f: f.load_at_start, ".2f"),
     ("bench process CPU, cores", lambda f: f.cpu_share, ".2f"),
     ("consumer process CPU, cores", lambda f: f.consumer_cpu_share, ".2f"),
+    ("machine CPU busy, cores", lambda f: f.machine_share, ".2f"),
 ]
 
 
@@ -686,8 +702,9 @@ def print_header(w: Workload, skipped: dict[str, str]) -> None:
         )
     print(machine_line())
     print(
-        "stages in ms (p50 and p99 of each on its own: they do not add up); CPU: a process's "
-        "CPU time over the freshness run's wall time; the consumer runs "
+        "stages in ms (p50 and p99 of each on its own: they do not add up); CPU in cores over "
+        "the freshness run (machine: every process, the broker's, the DB server's and other "
+        "users' too); the consumer runs "
         + ("in a process of its own" if w.consumer_process else "in the bench's process")
     )
     for kind, why in skipped.items():
