@@ -3,12 +3,12 @@
 Each message is applied in the database transaction that also writes its inbox row, so a
 redelivered event is recognised and skipped (a partition's batch shares one transaction; a
 savepoint per message only when a handler refused one of them). Kafka offsets are committed
-only after the batch's transactions committed (while the next batch is applied, and in batch
-order): a crash in between means redelivery, which the inbox absorbs, never a lost event. A
-message that cannot be applied (not an envelope, or its handler raised) is parked with the
-reason and the partition moves on: a poison event must not stop every later event behind it.
-The price is that a parked event's aggregate sees later events before it; handlers that must
-not apply an older state check the envelope's `sequence`.
+only after the batch's transactions committed: a crash in between means redelivery, which the
+inbox absorbs, never a lost event. A message that cannot be applied (not an envelope, or its
+handler raised) is parked with the reason and the partition moves on: a poison event must not
+stop every later event behind it. The price is that a parked event's aggregate sees later
+events before it; handlers that must not apply an older state check the envelope's
+`sequence`.
 
 What is not poison: the database being away (OperationalError, InterfaceError). Parking
 would then swallow the whole stream, so the runner stops that partition at the message,
@@ -160,8 +160,6 @@ class ConsumerRunner:
         # Held while a batch is applied and its offsets committed; a rebalance waits for it,
         # so a partition is handed over only after its last batch is committed.
         self._batch = asyncio.Lock()
-        # The commit of the last batch's offsets, in flight while the next batch is applied.
-        self._committing: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._retry_delay = backoff_initial
         # How many times the group handed this member its partitions: 1 while no rebalance
@@ -225,46 +223,25 @@ class ConsumerRunner:
                 await consumer.stop()  # a dynamic member leaves the group here
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
-        try:
-            while not self._stopping.is_set():
-                batch = await consumer.getmany(
-                    timeout_ms=self.poll_timeout_ms, max_records=self.max_records
-                )
-                async with self._batch:
-                    result = await asyncio.to_thread(self._apply_batch, batch)
-                    # The last batch's offsets went to the broker while this one was applied
-                    # (a round trip off the loop's path); they land before this batch's, so
-                    # the committed offset only moves forward.
-                    await self._committed()
-                    if result.commit:
-                        self._committing = asyncio.create_task(
-                            self._commit(consumer, result.commit)
-                        )
-                    owned = consumer.assignment()
-                    for tp, offset in result.rewind.items():
-                        if tp in owned:  # else its new owner starts from the committed offset
-                            consumer.seek(tp, offset)
-                for outcome in result.outcomes:
-                    self.metrics.events.labels(self.group_id, outcome).inc()
-                await self._update_lag(consumer)
-                if result.rewind:  # the database is away: wait longer each time it still is
-                    await self._pause(self._retry_delay)
-                    self._retry_delay = min(self._retry_delay * 2, self.backoff_max)
-                else:
-                    self._retry_delay = self.backoff_initial
-        finally:
-            await self._committed()  # the last batch's offsets, before the group is left
-
-    async def _committed(self) -> None:
-        """Waits for the offsets in flight; their commit's error, if any, is raised here."""
-        committing, self._committing = self._committing, None
-        if committing is not None:
-            await committing
-
-    async def _settled(self) -> None:
-        """Waits for the offsets in flight without taking their error (the poll loop does)."""
-        if self._committing is not None:
-            await asyncio.wait({self._committing})
+        while not self._stopping.is_set():
+            batch = await consumer.getmany(
+                timeout_ms=self.poll_timeout_ms, max_records=self.max_records
+            )
+            async with self._batch:
+                result = await asyncio.to_thread(self._apply_batch, batch)
+                await self._commit(consumer, result.commit)
+                owned = consumer.assignment()
+                for tp, offset in result.rewind.items():
+                    if tp in owned:  # else its new owner starts from the committed offset
+                        consumer.seek(tp, offset)
+            for outcome in result.outcomes:
+                self.metrics.events.labels(self.group_id, outcome).inc()
+            await self._update_lag(consumer)
+            if result.rewind:  # the database is away: wait longer each time it still is
+                await self._pause(self._retry_delay)
+                self._retry_delay = min(self._retry_delay * 2, self.backoff_max)
+            else:
+                self._retry_delay = self.backoff_initial
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata]
@@ -456,15 +433,14 @@ class ConsumerRunner:
 
 
 class _HandOver(ConsumerRebalanceListener):
-    """Before partitions are given up, wait for the batch in progress to be applied and its
-    offsets committed, so their next owner starts after it rather than redoing it."""
+    """Before partitions are given up, wait for the batch in progress to be applied and
+    committed, so their next owner starts after it rather than redoing it."""
 
     def __init__(self, runner: ConsumerRunner) -> None:
         self.runner = runner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self.runner._batch:
-            await self.runner._settled()
             self.runner._forget_lag(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:

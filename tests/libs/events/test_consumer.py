@@ -373,39 +373,3 @@ async def test_a_batch_is_applied_without_a_savepoint_per_event_unless_a_handler
     assert [row.event_id for row in db.applied_rows()] == [e.id for e in events] + [
         e.id for e in events if e.sequence != 2
     ]
-
-
-async def test_a_batch_is_applied_while_the_last_batchs_offsets_are_being_committed(
-    sqlite_inbox_db, runners, new_topic, producer, admin, unique
-):
-    """The offset commit, a round trip to the broker, runs beside the next batch instead of
-    in front of it; offsets still land in order, after their batch's transaction."""
-    db, topic, group = sqlite_inbox_db, await new_topic("members", 1), unique("overlap")
-    first, second = stream(["m-1"], 2)
-    timeline: list[tuple[str, int]] = []
-
-    def apply(conn: sa.Connection, event: Event) -> None:
-        db.apply(conn, event)
-        timeline.append(("applied", event.sequence))
-
-    running = await runners(db, topic, group, apply)
-    commit = running.runner._commit
-
-    async def slow_commit(consumer, offsets) -> None:
-        await asyncio.sleep(0.5)
-        await commit(consumer, offsets)
-        timeline.append(("committed", max(meta.offset for meta in offsets.values())))
-
-    running.runner._commit = slow_commit
-    await publish(producer, topic, [first])
-    await until(lambda: ("applied", 1) in timeline)
-    await publish(producer, topic, [second])
-    await until(lambda: ("committed", 2) in timeline)
-
-    assert timeline.index(("applied", 2)) < timeline.index(("committed", 1))
-    assert [entry for entry in timeline if entry[0] == "committed"] == [
-        ("committed", 1),
-        ("committed", 2),
-    ]
-    assert (await committed(admin, group)) == {0: 2}
-    assert [row.sequence for row in db.applied_rows()] == [1, 2]
