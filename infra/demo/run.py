@@ -5,6 +5,7 @@ invariants (the read model's views against the owners among them), shutdown."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 import traceback
@@ -55,7 +56,7 @@ def run_demo(workers: int, rounds: int, stage_seconds: float = STAGE_SECONDS) ->
         # Seven processes and a broker share the laptop's cores: a points debit in the member
         # service's dual write (two SQLite files, one transaction) can queue past the default
         # 2 s deadline. Still below the monolith's 5 s server limit, as start-up checks.
-        "SHOP_MONOLITH_MEMBER_TIMEOUT": "4",
+        "SHOP_MONOLITH_MEMBER_TIMEOUT": os.environ.get("SHOP_MONOLITH_MEMBER_TIMEOUT", "4"),
         # The dev broker on a port of its own, unless SHOP_KAFKA_BOOTSTRAP names a Kafka.
         "SHOP_BROKER_PORT": str(free_port()),
         **{spec.port_env: str(ports[name]) for name, spec in processes.items()},
