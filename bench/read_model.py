@@ -98,6 +98,8 @@ CACHED_GROUP = "read-model-cached"
 PASSWORD = "password-123"
 FRESHNESS = "shop_read_model_freshness_seconds"
 CACHE_READS = "shop_read_model_cache_reads_total"
+CONFLICTS = "shop_read_model_write_conflicts_total"
+NAN = float("nan")
 # Waiting for the system: the seeded pages in both views, events settled after a load.
 VIEWS_WAIT_SECONDS = 180.0
 SETTLE_SECONDS = 120.0
@@ -810,6 +812,7 @@ class Freshness:
     p99_ms: float
     settled: bool
     relay_leg_ms: list[float] = field(default_factory=list)  # per event of the run
+    consumed: dict[str, float] = field(default_factory=dict)  # read model A's, in the run
 
 
 def relay_legs(outboxes: list[str], since: datetime) -> list[float]:
@@ -844,18 +847,26 @@ async def measure_freshness(
     clients: Clients, members: list[Member], stock: Stock, system: System, plan: Plan
 ) -> Freshness:
     async with httpx.AsyncClient(timeout=10) as http:
-        before = buckets(await metrics(http, system.urls[READ_MODEL]))
+        text = await metrics(http, system.urls[READ_MODEL])
+        before, consumed = buckets(text), consumer_counts(text)
         since = datetime.now(UTC)
         load = await order_load(clients, members, stock, system, plan)
         settled = await settle(system)
-        after = buckets(await metrics(http, system.urls[READ_MODEL]))
+        text = await metrics(http, system.urls[READ_MODEL])
+        after = buckets(text)
+        consumed = {k: v - consumed.get(k, 0.0) for k, v in consumer_counts(text).items()}
     legs = await asyncio.to_thread(relay_legs, system.outboxes, since)
     run = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
     changes = run[float("inf")]
-    if not changes:
-        return Freshness(load, 0, float("nan"), float("nan"), settled, legs)
-    p50, p99 = (1000 * quantile(run, q) for q in (0.5, 0.99))
-    return Freshness(load, changes, p50, p99, settled, legs)
+    p50, p99 = (1000 * quantile(run, q) for q in (0.5, 0.99)) if changes else (NAN, NAN)
+    return Freshness(load, changes, p50, p99, settled, legs, consumed)
+
+
+def consumer_counts(text: str) -> dict[str, float]:
+    """Read model A's consumer so far: its events by outcome, and its write conflicts."""
+    counts = {labels["outcome"]: v for labels, v in samples(text, "shop_consumer_events_total")}
+    counts["write conflicts"] = sum(v for _, v in samples(text, CONFLICTS))
+    return counts
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -979,6 +990,8 @@ def freshness_lines(f: Freshness, plan: Plan) -> list[str]:
         if legs
         else "    the relay's leg: no outbox row of the run found marked published"
     )
+    consumed = ", ".join(f"{kind} {n:.0f}" for kind, n in sorted(f.consumed.items()))
+    lines.append(f"    read model A's consumer in the run: {consumed or 'nothing'}")
     if load.end_to_end_ms:
         e2e = load.end_to_end_ms
         unseen = f", {load.sample_timeouts} not seen within 10 s" if load.sample_timeouts else ""
