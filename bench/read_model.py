@@ -5,7 +5,7 @@ owners on every read, and fresh enough; this says by how much here, and how fres
     .venv/bin/python bench/read_model.py [--members 40] [--orders 5] [--seconds 5]
                                          [--rate 200] [--freshness-seconds 10]
                                          [--redis redis://127.0.0.1:6379/14]
-                                         [--data-dir /dev/shm] [--own-store-files]
+                                         [--data-dir /dev/shm]
                                          [--quick]
 
 Starts the whole system with `shop run`, like the demo, on SQLite in a temporary data dir
@@ -143,7 +143,6 @@ class Plan:
     freshness_seconds: float
     redis_url: str
     data_dir: str | None = None  # where the run's temporary data dir is made
-    own_store_files: bool = False  # each read model's views in a SQLite file of their own
 
 
 @dataclass
@@ -219,9 +218,6 @@ def start(data_dir: Path, plan: Plan) -> tuple[list[Supervisor], System]:
         "SHOP_READ_MODEL_GROUP": CACHED_GROUP,
         "SHOP_REDIS_URL": plan.redis_url,
     }
-    if plan.own_store_files:  # else the views share each read model's own DB file
-        env["SHOP_READ_MODEL_STORE_URL"] = f"sqlite:///{data_dir / 'views.db'}"
-        cached_env["SHOP_READ_MODEL_STORE_URL"] = f"sqlite:///{data_dir / 'views_cached.db'}"
     main = Supervisor(env, data_dir / "logs")
     cached = Supervisor(cached_env, data_dir / "logs-cached")
     supervisors = [main, cached]
@@ -1095,10 +1091,9 @@ def run(plan: Plan) -> int:
     with tempfile.TemporaryDirectory(prefix="read-model-bench-", dir=plan.data_dir) as data_dir:
         supervisors, system = start(Path(data_dir), plan)
         broker = system.urls.get(BROKER, "SHOP_KAFKA_BOOTSTRAP's")
-        views = "files of their own" if plan.own_store_files else "each read model's own DB file"
         print(
-            f"SQLite files in {data_dir} (the views in {views}), events through the broker "
-            f"at {broker}"
+            f"SQLite files in {data_dir} (each read model's views beside its own DB), events "
+            f"through the broker at {broker}"
         )
         try:
             return asyncio.run(bench(system, plan))
@@ -1129,21 +1124,13 @@ def parse(argv: list[str] | None = None) -> Plan:
         "temporary dir); /dev/shm takes the disk's fsync out of every commit",
     )
     parser.add_argument(
-        "--own-store-files",
-        action="store_true",
-        help="each read model's views in a SQLite file of their own (SHOP_READ_MODEL_STORE_URL) "
-        "instead of its own DB file, the default",
-    )
-    parser.add_argument(
         "--quick",
         action="store_true",
         help="a few members, 1 s cells, 20 orders/s for 2 s: that it runs, not what it says",
     )
     args = parser.parse_args(argv)
     if args.quick:
-        return Plan(
-            4, args.orders, 1.0, 0.3, 20.0, 2.0, args.redis, args.data_dir, args.own_store_files
-        )
+        return Plan(4, args.orders, 1.0, 0.3, 20.0, 2.0, args.redis, args.data_dir)
     return Plan(
         args.members,
         args.orders,
@@ -1153,7 +1140,6 @@ def parse(argv: list[str] | None = None) -> Plan:
         args.freshness_seconds,
         args.redis,
         args.data_dir,
-        args.own_store_files,
     )
 
 

@@ -18,6 +18,7 @@ import click
 from pydantic import AliasGenerator, Field, ValidationError, create_model, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from infra.kafka.runtime import KAFKA_VERSION
 from libs.timeouts import CallTimeouts
@@ -184,7 +185,17 @@ class ReadModelSettings(SharedSettings):
 
     @cached_property
     def read_model_store(self) -> str:
-        return self.read_model_store_url or f"sqlite:///{self.data_dir / 'read_views.db'}"
+        """The views' store. Unset: beside the read model's own DB, so two read models with
+        DBs of their own never share views: on SQLite a file of its own next to it
+        (`read_model.db` -> `read_model.views.db`: the views' write-ahead log must not meet
+        the DB's rollback journal), on PostgreSQL the same database."""
+        if self.read_model_store_url:
+            return self.read_model_store_url
+        url = make_url(self.read_model_db)
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return self.read_model_db
+        db = Path(url.database)
+        return str(url.set(database=str(db.with_name(f"{db.stem}.views{db.suffix}"))))
 
 
 class GatewaySettings(SharedSettings):

@@ -202,3 +202,18 @@ async def test_the_admin_api_needs_the_admin_token(rm: ReadModel):
         headers={"Authorization": f"Bearer {rm.settings.admin_token}"},
     )
     assert unknown.status_code == 404
+
+
+def test_two_read_models_with_dbs_of_their_own_never_share_views(tmp_path):
+    """One data dir, two read models (the benchmark's with and without Redis): each one's
+    views default to a file beside its own DB, never to one file of the data dir."""
+    from infra.settings import ReadModelSettings
+
+    first = ReadModelSettings(data_dir=tmp_path)
+    second = ReadModelSettings(
+        data_dir=tmp_path, read_model_db_url=f"sqlite:///{tmp_path / 'cached.db'}"
+    )
+    assert first.read_model_store == f"sqlite:///{tmp_path / 'read_model.views.db'}"
+    assert second.read_model_store == f"sqlite:///{tmp_path / 'cached.views.db'}"
+    postgres = "postgresql+psycopg://postgres@127.0.0.1:5432/views"
+    assert ReadModelSettings(read_model_db_url=postgres).read_model_store == postgres
