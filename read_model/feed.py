@@ -7,6 +7,8 @@ the loop and waits for the projector's answer."""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
@@ -28,6 +30,8 @@ from read_model.store import ViewStore
 from read_model.store.factory import make_store
 
 TOPIC_PARTITIONS = 3
+# How often a rebuild asks whether its group has caught up.
+POLL_SECONDS = 0.2
 # How long the handler waits for the loop to apply one event before the runner retries it.
 APPLY_TIMEOUT = 30.0
 
@@ -44,6 +48,12 @@ class Feed:
 
     async def close(self) -> None:
         await self.store.close()
+
+    async def retire(self) -> None:
+        """Stops its group, drops its generation's views, closes its store."""
+        await self.stop()
+        await self.store.drop()
+        await self.close()
 
 
 def topics(settings: ReadModelSettings) -> list[str]:
@@ -91,8 +101,16 @@ async def open_feed(
     return Feed(generation, store, projector, runner)
 
 
-async def behind(settings: ReadModelSettings, group: str, ends: dict[TopicPartition, int]) -> int:
-    """How many of the messages up to `ends` the group has not committed yet."""
+async def wait_committed(
+    settings: ReadModelSettings,
+    group: str,
+    ends: dict[TopicPartition, int],
+    deadline: float,
+    progress: Callable[[int], None],
+) -> None:
+    """Waits until `group` has committed everything up to `ends`, telling `progress` how many
+    messages are still missing at each look; TimeoutError past `deadline` (monotonic). One
+    client for the whole wait: it asks the group coordinator every POLL_SECONDS."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=group,
@@ -100,11 +118,16 @@ async def behind(settings: ReadModelSettings, group: str, ends: dict[TopicPartit
     )
     await consumer.start()
     try:
-        missing = 0
-        for tp, end in ends.items():
-            committed = await consumer.committed(tp) or 0
-            missing += max(0, end - committed)
-        return missing
+        while True:
+            missing = 0
+            for tp, end in ends.items():
+                missing += max(0, end - (await consumer.committed(tp) or 0))
+            progress(missing)
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{missing} events still to replay")
+            await asyncio.sleep(POLL_SECONDS)
     finally:
         await consumer.stop()
 

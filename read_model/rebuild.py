@@ -20,11 +20,9 @@ from prometheus_client import CollectorRegistry
 from infra.settings import ReadModelSettings
 from read_model import views
 from read_model.cache import ViewCache
-from read_model.feed import Feed, behind, end_offsets, open_feed
+from read_model.feed import Feed, end_offsets, open_feed, wait_committed
 from read_model.generations import Generations, group_of, number_of
 from read_model.metrics import read_model_metrics
-
-POLL_SECONDS = 0.2
 
 
 @dataclass
@@ -63,27 +61,21 @@ async def rebuild(
         ends = await end_offsets(settings)
         status.events_to_replay, status.state = sum(ends.values()), "running"
         await feed.runner.start()
-        deadline = started + timeout_seconds
         group = group_of(settings.read_model_group, name)
-        while (missing := await behind(settings, group, ends)) > 0:
+
+        def progress(missing: int) -> None:
             status.behind = missing
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{missing} events still to replay after {timeout_seconds}s")
-            await asyncio.sleep(POLL_SECONDS)
-        status.behind = 0
+
+        await wait_committed(settings, group, ends, started + timeout_seconds, progress)
         replaced = await swap(feed)
         feed.projector.live = True
     except BaseException as exc:
-        await feed.stop()
-        await feed.store.drop()
-        await feed.close()
-        generations.abandon(name)
+        await feed.retire()
+        await asyncio.to_thread(generations.abandon, name)
         status.state, status.error = "failed", f"{type(exc).__name__}: {exc}"
         raise
     if replaced is not None:
-        await replaced.stop()
-        await replaced.store.drop()
-        await replaced.close()
+        await replaced.retire()
     status.replaced = replaced.generation if replaced is not None else None
     status.seconds = round(time.monotonic() - started, 3)
     status.views = {kind: await feed.store.count(kind) for kind in views.KINDS}

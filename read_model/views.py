@@ -96,10 +96,6 @@ def servable(view: View) -> bool:
     return view.data.get("status") is not None
 
 
-def held_count(view: View) -> int:
-    return len(view.held)
-
-
 # --- applying one event -------------------------------------------------------------------
 
 

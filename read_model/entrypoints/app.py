@@ -166,7 +166,6 @@ def create_app(settings: ReadModelSettings) -> FastAPI:
     app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds)
     app.state.rebuild_task = None
     app.state.rebuild_status = RebuildStatus()
-    app.state.consumers = []
     parked = parked_events_router(lambda request: [request.app.state.feed.runner])
     for router in (views_router, admin_router, parked):
         app.include_router(router)
