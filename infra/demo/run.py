@@ -17,7 +17,7 @@ from infra.demo import report
 from infra.demo.client import ShopClient, Tally
 from infra.demo.journey import Journey
 from infra.demo.load import LoadResult, run_load
-from infra.demo.snapshot import snapshot
+from infra.demo.snapshot import owning_dbs, snapshot
 from infra.demo.views import freshness, views_match_owners
 from infra.demo.walk import STAGE_SECONDS, Walk, events_settle, table_lines, walk_stages
 from infra.extractions import EXTRACTIONS
@@ -162,16 +162,14 @@ def _views_check(
     """While the processes still run: every member's my page against the owners, and the
     read model's freshness over the whole run."""
     reached = drive.walk.rows[-1].number if drive.walk.rows else 0
-    dbs = {"legacy": make_engine(settings.legacy_db_url)}
-    dbs |= {name: make_engine(url) for name, url in service_dbs.items()}
     headers = {"Authorization": f"Bearer {token}"}
-    try:
-        with snapshot(reached, dbs) as conn, httpx.Client(headers=headers, timeout=30) as admin:
-            problems = views_match_owners(admin, urls[READ_MODEL], conn)
-            p99, changes = freshness(admin.get(f"{urls[READ_MODEL]}/metrics").text)
-    finally:
-        for engine in dbs.values():
-            engine.dispose()
+    with (
+        owning_dbs(settings.legacy_db_url, service_dbs) as dbs,
+        snapshot(reached, dbs) as conn,
+        httpx.Client(headers=headers, timeout=30) as admin,
+    ):
+        problems = views_match_owners(admin, urls[READ_MODEL], conn)
+        p99, changes = freshness(admin.get(f"{urls[READ_MODEL]}/metrics").text)
     return [
         (
             "every member's my page (read model) says what the owners say: points, each "
@@ -226,71 +224,65 @@ def _database_checks(
     retried = [(order, key) for order, key in drive.journey.retried_payments]
     retried += [(order, key) for order, key, _, _ in drive.load.retries]
     reached = drive.walk.rows[-1].number if drive.walk.rows else 0
-    dbs = {"legacy": make_engine(settings.legacy_db_url)}
-    dbs |= {name: make_engine(url) for name, url in service_dbs.items()}
-    try:
-        with snapshot(reached, dbs) as conn:
-            charged_twice = [
-                f"order {order} has {n} payments"
-                for order, _ in retried
-                if (n := invariants.payments_for_order(conn, order)) != 1
-            ]
-            mismatched = [
-                f"order {o}: first payment {a}, retry answered {b}"
-                for o, _, a, b in drive.load.retries
-                if a != b
-            ]
-            return [
+    with owning_dbs(settings.legacy_db_url, service_dbs) as dbs, snapshot(reached, dbs) as conn:
+        charged_twice = [
+            f"order {order} has {n} payments"
+            for order, _ in retried
+            if (n := invariants.payments_for_order(conn, order)) != 1
+        ]
+        mismatched = [
+            f"order {o}: first payment {a}, retry answered {b}"
+            for o, _, a, b in drive.load.retries
+            if a != b
+        ]
+        return [
+            (
+                "every response is an envelope with X-Request-Id and X-Served-By, no 5xx",
+                drive.tally.violations,
+            ),
+            ("the customer journey answered as expected", drive.journey.violations),
+            ("the load saw only expected refusals", drive.load.violations),
+            (
+                "stock is conserved (stock left + held for orders is unchanged)",
+                invariants.stock_is_conserved(conn, drive.stock_before),
+            ),
+            (
+                "stock is held exactly for the placed and paid orders (the catalogue's "
+                "holds against the orders' owner)",
+                invariants.holds_match_orders(conn, conn),
+            ),
+            ("order totals match their lines", invariants.order_totals_match_lines(conn)),
+            (
+                "payments match orders (paid once, refunded once)",
+                invariants.payments_match_orders(conn),
+            ),
+            (
+                "every order status change announced once, in order (shop.orders)",
+                invariants.order_events_match_status(conn),
+            ),
+            (
+                "every member change announced once, in order, with the member's state "
+                "(shop.members)",
+                invariants.member_events_match_versions(conn),
+            ),
+            (
+                "each paid order is shipped, each refunded one's shipment cancelled "
+                "(fulfilment, a subscriber of shop.payments)",
                 (
-                    "every response is an envelope with X-Request-Id and X-Served-By, no 5xx",
-                    drive.tally.violations,
+                    invariants.shipments_match_orders(conn)
+                    if drive.settled
+                    else ["the events did not settle before the processes stopped"]
                 ),
-                ("the customer journey answered as expected", drive.journey.violations),
-                ("the load saw only expected refusals", drive.load.violations),
-                (
-                    "stock is conserved (stock left + held for orders is unchanged)",
-                    invariants.stock_is_conserved(conn, drive.stock_before),
-                ),
-                (
-                    "stock is held exactly for the placed and paid orders (the catalogue's "
-                    "holds against the orders' owner)",
-                    invariants.holds_match_orders(conn, conn),
-                ),
-                ("order totals match their lines", invariants.order_totals_match_lines(conn)),
-                (
-                    "payments match orders (paid once, refunded once)",
-                    invariants.payments_match_orders(conn),
-                ),
-                (
-                    "every order status change announced once, in order (shop.orders)",
-                    invariants.order_events_match_status(conn),
-                ),
-                (
-                    "every member change announced once, in order, with the member's state "
-                    "(shop.members)",
-                    invariants.member_events_match_versions(conn),
-                ),
-                (
-                    "each paid order is shipped, each refunded one's shipment cancelled "
-                    "(fulfilment, a subscriber of shop.payments)",
-                    (
-                        invariants.shipments_match_orders(conn)
-                        if drive.settled
-                        else ["the events did not settle before the processes stopped"]
-                    ),
-                ),
-                (
-                    f"a retried payment is charged once ({len(retried)} retries)",
-                    charged_twice + mismatched,
-                ),
-                (
-                    "points balances match the ledger and none is below zero (the members' owner)",
-                    invariants.points_match_ledger(conn),
-                ),
-            ]
-    finally:
-        for engine in dbs.values():
-            engine.dispose()
+            ),
+            (
+                f"a retried payment is charged once ({len(retried)} retries)",
+                charged_twice + mismatched,
+            ),
+            (
+                "points balances match the ledger and none is below zero (the members' owner)",
+                invariants.points_match_ledger(conn),
+            ),
+        ]
 
 
 def _walk_checks(drive: Drive) -> list[tuple[str, list[str]]]:

@@ -14,9 +14,23 @@ import sqlalchemy as sa
 
 from infra.extractions import EXTRACTIONS, Extraction
 from infra.stages import STAGES, Stage, writes_held_by
+from libs.db import make_engine
 from monolith.adapters import tables
 
 OUTBOX = tables.event_outbox.name
+
+
+@contextmanager
+def owning_dbs(legacy_url: str, service_dbs: Mapping[str, str]) -> Iterator[dict[str, sa.Engine]]:
+    """An engine for the legacy DB and for each extraction's service DB (`service_dbs`: its
+    name -> URL), as `snapshot` takes them; disposed when the block ends."""
+    dbs = {"legacy": make_engine(legacy_url)}
+    dbs |= {name: make_engine(url) for name, url in service_dbs.items()}
+    try:
+        yield dbs
+    finally:
+        for engine in dbs.values():
+            engine.dispose()
 
 
 def owner(number: int, extraction: Extraction, stages: tuple[Stage, ...] = STAGES) -> str:
