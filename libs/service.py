@@ -39,6 +39,7 @@ def create_service_app(options: ServiceOptions, lifespan: Lifespan | None = None
     metrics = HttpMetrics(options.name)
     app.state.readiness = readiness
     app.state.metrics = metrics
+    readiness.export(metrics.registry)
     app.state.server_limit_seconds = options.server_limit_seconds
 
     # add_middleware wraps outward: the last added runs first.

@@ -103,6 +103,32 @@ def test_health_is_live_and_ready_after_start(probe):
     assert probe.get("/health/ready").json()["data"]["status"] == "ready"
 
 
+def _ready_gauge(http: httpx.Client) -> str:
+    return next(
+        line for line in http.get("/metrics").text.splitlines() if line.startswith("shop_ready ")
+    )
+
+
+def test_shop_ready_on_metrics_says_what_health_ready_answers():
+    app = _app()
+    failing = {"now": False}
+
+    def database() -> None:
+        if failing["now"]:
+            raise ConnectionError("the DB is away")
+
+    app.state.readiness.add_check("database", database)
+    with serving(app) as url, httpx.Client(base_url=url, timeout=5) as http:
+        assert _ready_gauge(http) == "shop_ready 1.0"
+        failing["now"] = True  # asked again at this scrape, not remembered from the last
+        assert http.get("/health/ready").status_code == 503
+        assert _ready_gauge(http) == "shop_ready 0.0"
+        failing["now"] = False
+        app.state.readiness.mark_draining()
+        assert http.get("/health/ready").json()["error"]["code"] == "NOT_READY"
+        assert _ready_gauge(http) == "shop_ready 0.0"
+
+
 async def test_the_outbound_client_carries_request_id_and_remaining_deadline():
     from libs import context
 
