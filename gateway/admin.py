@@ -89,6 +89,12 @@ def admin_router(ramp_defaults: dict[str, Any]) -> APIRouter:
     async def read_shadow(_: Actor, gateway: GatewayDep):
         return ok(gateway.shadow.status())
 
+    @router.get("/migration")
+    async def read_migration(_: Actor, request: Request):
+        """The whole migration: stage, extractions, events, read model, processes
+        (gateway/migration.py); a process that does not answer shows as down."""
+        return ok(await request.app.state.migration.snapshot())
+
     @router.get("/status")
     async def read_status(_: Actor, gateway: GatewayDep):
         return ok(

@@ -10,10 +10,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from gateway.admin import admin_router
+from gateway.admin import admin_router, routes_view
 from gateway.console import console_router
 from gateway.defaults import default_table
 from gateway.metrics import GatewayMetrics
+from gateway.migration import MigrationWatch
 from gateway.proxy import EdgeProxy
 from gateway.ramp_runner import RampController
 from gateway.registry import RouteRegistry
@@ -43,6 +44,9 @@ def create_app(
         gateway.ramps.resume()
         gateway.start_ticker()
         app.state.gateway = gateway
+        app.state.migration = MigrationWatch(
+            gateway.upstreams.urls, settings.admin_token, lambda: routes_view(gateway)
+        )
         # What start-up built lives as long as the process. Frozen, a full collection walks
         # only per-request garbage: unfrozen, one stopped every proxied request for 75 ms under
         # bench/gateway.py's load, a whole p99's worth of stall at once.
@@ -51,8 +55,9 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.migration.close()
             await gateway.close()
-            del app.state.gateway
+            del app.state.gateway, app.state.migration
 
     app = create_service_app(
         ServiceOptions("gateway", server_limit_seconds=settings.gateway_server_limit), lifespan

@@ -1,0 +1,104 @@
+"""`GET /admin/migration` against the real monolith, member service and gateway on real sockets:
+it names the stage the stage engine names and the next one's steps, reads the member
+extraction's data mode and sync metrics, the outboxes and consumer groups, and shows the
+processes that do not answer (order, payment, read model) as down instead of failing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import httpx
+import pytest
+
+from gateway.app import create_app as create_gateway
+from infra.processes import PROCESSES
+from infra.settings import DEV_ADMIN_TOKEN
+from infra.stages import STAGES, Endpoints, StageEngine
+from infra.supervisor import free_port
+from monolith.entrypoints.app import create_app as create_monolith
+from services.member.entrypoints.app import create_app as create_member_service
+from tests.support.brokers import NO_BROKER
+from tests.support.servers import serving
+from tests.support.settings import Environment
+
+ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
+RUNNING = ("gateway", "monolith", "member-service")
+
+
+@pytest.fixture
+def system(tmp_path) -> Iterator[tuple[str, StageEngine]]:
+    ports = {name: free_port() for name in PROCESSES} | {"grpc": free_port()}
+    # Every process has an address; only the monolith, member service and gateway listen.
+    urls = {name: f"http://127.0.0.1:{ports[name]}" for name in PROCESSES}
+    settings = Environment(
+        data_dir=tmp_path,
+        gateway_port=ports["gateway"],
+        gateway_backends={n: u for n, u in urls.items() if n != "gateway"},
+        monolith_port=ports["monolith"],
+        monolith_member_grpc=f"127.0.0.1:{ports['grpc']}",
+        port=ports["member-service"],
+        grpc_port=ports["grpc"],
+        sync_interval=0.05,
+        kafka_bootstrap=NO_BROKER,  # the relays keep their events, the groups wait
+    )
+    with ExitStack() as stack:
+        stack.enter_context(serving(create_monolith(settings), ports["monolith"]))
+        stack.enter_context(serving(create_member_service(settings), ports["member-service"]))
+        gateway = stack.enter_context(serving(create_gateway(settings), ports["gateway"]))
+        engine = StageEngine(Endpoints(urls, DEV_ADMIN_TOKEN), say=lambda _: None)
+        stack.callback(engine.close)
+        yield gateway, engine
+
+
+def migration(gateway: str) -> dict:
+    answer = httpx.get(f"{gateway}/admin/migration", headers=ADMIN, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]
+
+
+def fresh(gateway: str, after: float) -> dict:
+    """The first answer gathered after `after` (the endpoint caches for a second)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        data = migration(gateway)
+        if data["at"] > after:
+            return data
+        time.sleep(0.2)
+    raise AssertionError("no new gather in 5 s")
+
+
+def test_the_endpoint_names_the_stage_the_next_step_and_who_is_down(system):
+    gateway, engine = system
+    data = migration(gateway)
+    assert data["stage"]["current"] == 0 and data["stage"]["name"] == "monolith"
+    following = data["stage"]["next"]
+    assert (following["number"], following["name"]) == (1, STAGES[1].name)
+    assert following["steps"] == [step.describe() for step in STAGES[1].steps]
+    states = {p["name"]: p["state"] for p in data["processes"]}
+    assert {name: states[name] for name in RUNNING} == dict.fromkeys(RUNNING, "ready")
+    assert {states[n] for n in PROCESSES if n not in RUNNING} == {"down"}
+    by_name = {e["name"]: e for e in data["extractions"]}
+    assert by_name["orders"]["up"] is False and by_name["orders"]["mode"] is None
+    assert data["read_model"]["up"] is False and data["read_model"]["generation"] is None
+    publishers = {o["process"] for o in data["events"]["outboxes"]}
+    assert {"monolith", "member-service"} <= publishers
+    # No broker: no group has seen a partition's watermark yet (the slow console test runs one).
+    assert all(c["lag"] is None for c in data["events"]["consumers"])
+
+    assert engine.apply(1) == 1
+    data = fresh(gateway, data["at"])
+    assert data["stage"]["current"] == 1
+    assert data["stage"]["next"]["name"] == STAGES[2].name
+    members = {e["name"]: e for e in data["extractions"]}["members"]
+    assert (members["mode"], members["phase"], members["up"]) == ("shared", "shared", True)
+    assert members["sync"]["lag_seconds"] is not None and members["sync"]["pending"] is not None
+
+
+def test_the_endpoint_needs_the_admin_token_and_caches_for_a_second(system):
+    gateway, _ = system
+    refused = httpx.get(f"{gateway}/admin/migration")
+    assert refused.status_code == 401 and refused.json()["error"]["code"]
+    first, second = migration(gateway), migration(gateway)
+    assert first["at"] == second["at"]  # the second tab got the first one's gather
