@@ -5,21 +5,30 @@ to the gateway's own FastAPI app.
 Proxied traffic skips the FastAPI middleware stack on purpose: it is the hot path, and the
 answer is the backend's (its status, headers and X-Served-By), not the gateway's. The gateway
 adds X-Routed-To and X-Request-Id, passes the deadline on, and answers its own failures (502,
-504) as envelopes with X-Served-By: gateway."""
+504) as envelopes with X-Served-By: gateway.
+
+The path is normalised once, here, before anything looks at it (libs/routing/table.py
+normalise_path): the route is matched on that path, the backend gets exactly that path, and
+the gateway's own app sees it too. A path that cannot be normalised without guessing is a 400
+AMBIGUOUS_PATH envelope. Otherwise `/api/products/%2e%2e/%2e%2e/admin/features` would match the
+products route and then be resolved by the backend to its admin API."""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
+from urllib.parse import quote, unquote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.runtime import Gateway
 from gateway.shadow import Mirror
 from libs import context
+from libs.response.server import error_response
 from libs.routing import Route, sticky_key
 from libs.routing.sticky import session_cookie
+from libs.routing.table import AmbiguousPath, normalise_path
 from libs.routing.upstream import BrokenStream, Outcome
 from libs.timeouts import CallTimeouts
 from libs.timeouts.deadline import parse_budget_ms
@@ -38,18 +47,48 @@ class EdgeProxy:
         if scope["type"] != "http" or gateway is None:
             await self.app(scope, receive, send)
             return
-        route = gateway.registry.table.match(scope["path"], scope["method"])
+        try:
+            scope = normalised(scope)
+        except AmbiguousPath as exc:
+            await refuse_path(scope, receive, send, str(exc))
+            return
+        route = gateway.registry.table.match(scope["raw_path"].decode("ascii"), scope["method"])
         if route is None:
             await self.app(scope, receive, send)
             return
         await proxy(gateway, route, scope, receive, send)
 
 
+def normalised(scope: Scope) -> Scope:
+    """`scope` with its path normalised: `raw_path` the form matched and forwarded, `path` that
+    form decoded, as a backend's router will read it."""
+    raw = scope.get("raw_path") or quote(scope["path"]).encode("ascii")
+    path = normalise_path(raw)
+    return {**scope, "path": unquote(path), "raw_path": path.encode("ascii")}
+
+
+async def refuse_path(scope: Scope, receive: Receive, send: Send, reason: str) -> None:
+    rid = _request_id(scope)
+    token = context.request_id.set(rid)
+    try:
+        headers = {"X-Served-By": "gateway", "X-Request-Id": rid}
+        message = "The request path is ambiguous and is not routed: " + reason + "."
+        await error_response(400, "AMBIGUOUS_PATH", message, [], headers)(scope, receive, send)
+    finally:
+        context.request_id.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    for key, value in scope["headers"]:
+        if key == b"x-request-id":
+            rid = value.decode("latin-1")
+            return rid if _SAFE_REQUEST_ID.match(rid) else os.urandom(16).hex()
+    return os.urandom(16).hex()
+
+
 async def proxy(gateway: Gateway, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
     wanted = {k: v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
-    rid = wanted.get(b"x-request-id", "")
-    if not _SAFE_REQUEST_ID.match(rid):
-        rid = os.urandom(16).hex()
+    rid = _request_id(scope)
     token = context.request_id.set(rid)
     try:
         key, new_sid = sticky_key(
@@ -143,7 +182,7 @@ def _passed_on(budget: float, read_timeout: float) -> float:
 
 def _target(scope: Scope) -> str:
     query = scope.get("query_string") or b""
-    return scope["path"] + ("?" + query.decode("latin-1") if query else "")
+    return scope["raw_path"].decode("ascii") + ("?" + query.decode("latin-1") if query else "")
 
 
 def _mirrored_headers(scope: Scope) -> list[tuple[str, str]]:

@@ -20,6 +20,72 @@ IDEMPOTENT_METHODS = SAFE_METHODS | {"PUT", "DELETE"}
 MAX_WEIGHT = 1_000_000
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _PREFIX = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# What a path segment may hold as it is (RFC 3986 pchar), and the separator.
+_PATH_CHARS = _UNRESERVED | frozenset(b"!$&'()*+,;=:@/")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+# Bytes a backend could read as a separator or a terminator, raw or percent-encoded.
+_REFUSED = frozenset({0x2F, 0x5C, 0x7F, *range(0x20)})
+
+
+class AmbiguousPath(ValueError):
+    """A path the gateway and a backend could read differently: refused, never routed."""
+
+
+def normalise_path(raw: bytes) -> str:
+    """The one form of a request path that routes are matched on and backends are sent.
+
+    Percent-encoded unreserved characters are decoded (`%2e` is `.`, `%7E` is `~`), other
+    escapes are kept with upper-case hex and other odd bytes are encoded, then dot segments are
+    removed (RFC 3986 5.2.4), so `/api/products/%2e%2e/orders` is `/api/orders`. Refused, as
+    ambiguous: an encoded `/` (`%2F`) or any `\\` (raw or `%5C`), which a backend may take for
+    a separator; a doubled `/`, which some servers merge; NUL and control characters; a bad
+    escape. What comes back is ASCII and decodes to the path the backend's router sees."""
+    if not raw.startswith(b"/"):
+        raise AmbiguousPath("the path must start with '/'")
+    encoded = _canonical_escapes(raw)
+    segments = encoded.split("/")[1:]
+    if "" in segments[:-1]:
+        raise AmbiguousPath("the path has an empty segment ('//')")
+    return "/" + "/".join(_remove_dot_segments(segments))
+
+
+def _canonical_escapes(raw: bytes) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(raw):
+        byte = raw[i]
+        if byte == 0x25:  # '%'
+            pair = raw[i + 1 : i + 3]
+            if len(pair) != 2 or not all(c in _HEX for c in pair):
+                raise AmbiguousPath("the path has a malformed percent-escape")
+            byte = int(pair, 16)
+            i += 3
+            if byte in _REFUSED:
+                raise AmbiguousPath(f"the path encodes the character %{byte:02X}")
+            out.append(chr(byte) if byte in _UNRESERVED else f"%{byte:02X}")
+            continue
+        if byte in _REFUSED and byte != 0x2F:
+            raise AmbiguousPath(f"the path holds the character %{byte:02X}")
+        out.append(chr(byte) if byte in _PATH_CHARS else f"%{byte:02X}")
+        i += 1
+    return "".join(out)
+
+
+def _remove_dot_segments(segments: list[str]) -> list[str]:
+    """RFC 3986 5.2.4 on a split absolute path: '.' goes, '..' takes its parent with it (never
+    above the root); a path ending in either ends with '/'."""
+    out: list[str] = []
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment in (".", ".."):
+            if segment == ".." and out:
+                out.pop()
+            if last:
+                out.append("")
+            continue
+        out.append(segment)
+    return out
 
 
 class InvalidRouteTable(ValueError):

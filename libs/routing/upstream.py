@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from starlette.types import Message, Receive, Scope, Send
+from yarl import URL
 
 from libs.response.server import error_response
 from libs.routing.table import IDEMPOTENT_METHODS
@@ -111,7 +112,9 @@ class Upstreams:
         envelope with `error_headers` when the backend cannot be reached or is too slow."""
         started = time.perf_counter()
         method = scope["method"]
-        url = self.urls[backend] + _target(scope)
+        # encoded=True: the path goes out exactly as given (the gateway's normalised one), not
+        # requoted or resolved again on the way.
+        url = URL(self.urls[backend] + _target(scope), encoded=True)
         headers = _upstream_headers(scope, request_id, deadline_seconds)
         body = _request_body(scope, receive)
         timeout = _timeout(timeouts, deadline_seconds)
