@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
 
 from libs.dualwrite.freeze import install_freeze_triggers, uninstall_freeze_triggers
 from libs.dualwrite.modes import Mode
@@ -25,10 +26,17 @@ class DriftBlocksCutover(RuntimeError):
 
 class Cutover:
     def __init__(
-        self, spec: MigrationSpec, legacy: sa.Engine, new: sa.Engine, *, freeze_triggers: bool
+        self,
+        spec: MigrationSpec,
+        legacy: sa.Engine,
+        new: sa.Engine,
+        *,
+        freeze_triggers: bool,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.spec, self.legacy, self.new = spec, legacy, new
         self.freeze_triggers = freeze_triggers
+        self.registry = registry  # where the reconcile runs are counted
 
     def __call__(self, old: Mode, new: Mode) -> None:
         if (old, new) == (Mode.DUAL, Mode.SINGLE):
@@ -37,7 +45,7 @@ class Cutover:
             self.back_to_dual()
 
     def to_single(self) -> None:
-        report = Reconciler(self.spec, self.legacy, self.new).check()
+        report = Reconciler(self.spec, self.legacy, self.new, registry=self.registry).check()
         if report.has_drift:
             raise DriftBlocksCutover(report)
         with self.new.begin() as conn:
@@ -49,7 +57,9 @@ class Cutover:
     def back_to_dual(self) -> None:
         with self.legacy.begin() as conn:
             uninstall_freeze_triggers(conn, self.spec)
-        Reconciler(self.spec, self.new, self.legacy, direction="new->legacy").repair()
+        Reconciler(
+            self.spec, self.new, self.legacy, direction="new->legacy", registry=self.registry
+        ).repair()
         with self.legacy.begin() as conn:
             align_sequences(conn, [t.legacy for t in self.spec.tables])
 

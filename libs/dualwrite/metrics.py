@@ -21,6 +21,8 @@ class MigrationMetrics:
     writes: Counter
     mode: Gauge
     in_doubt_resolved: Counter
+    reconcile_drift_rows: Gauge
+    reconcile_runs: Counter
 
 
 def migration_metrics(registry: CollectorRegistry | None) -> MigrationMetrics:
@@ -69,6 +71,18 @@ def _create(registry: CollectorRegistry) -> MigrationMetrics:
             "shop_dual_write_in_doubt_resolved",
             "Prepared transactions finished by recovery.",
             ("migration", "decision"),
+            registry=registry,
+        ),
+        reconcile_drift_rows=gauge(
+            "shop_reconcile_drift_rows",
+            "Rows that differ between the two DBs at the last reconcile (missing, extra, "
+            "changed, dangling references), less what a repair fixed.",
+            ("migration",),
+        ),
+        reconcile_runs=Counter(
+            "shop_reconcile_runs",
+            "Reconcile checks run, by outcome: clean or drift.",
+            ("migration", "outcome"),
             registry=registry,
         ),
     )

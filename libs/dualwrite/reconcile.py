@@ -7,7 +7,10 @@ drifting chunks (insert, update and delete).
 
 Rows are hashed here, after canonicalisation, rather than inside each DB: hashing in SQL
 would need one expression per dialect and type that agree byte for byte. The price is that
-every row travels once; chunks keep the memory flat."""
+every row travels once; chunks keep the memory flat.
+
+Each check sets `shop_reconcile_drift_rows` and counts a run in `shop_reconcile_runs_total`
+on the registry it is given (the process's, where a cutover reconciles)."""
 
 from __future__ import annotations
 
@@ -15,10 +18,12 @@ from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
 
 from libs.dualwrite import rows
 from libs.dualwrite.canonical import canonical_row, checksum
 from libs.dualwrite.freeze import UNFREEZE
+from libs.dualwrite.metrics import migration_metrics
 from libs.dualwrite.rows import Key, Row, Side
 from libs.dualwrite.spec import ExternalReference, MigrationSpec, TableSpec
 
@@ -78,6 +83,12 @@ class DriftReport:
     def has_drift(self) -> bool:
         return any(t.has_drift for t in self.tables) or bool(self.dangling)
 
+    @property
+    def rows(self) -> int:
+        """Rows that differ: missing, extra or changed, and dangling values."""
+        differ = sum(c.rows for t in self.tables for c in t.drifted)
+        return differ + sum(d.count for d in self.dangling)
+
     def to_dict(self) -> dict:
         return {"has_drift": self.has_drift, **asdict(self)}
 
@@ -121,16 +132,22 @@ class Reconciler:
         direction: str = "legacy->new",
         chunk_size: int = 1000,
         samples: int = 5,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         if direction not in ("legacy->new", "new->legacy"):
             raise ValueError(f"unknown direction {direction}")
         self.spec, self.source, self.target = spec, source, target
         self.direction, self.chunk_size, self.samples = direction, chunk_size, samples
+        self.metrics = migration_metrics(registry)
 
     def check(self) -> DriftReport:
         tables = [self._check_table(t) for t in self.spec.tables]
         dangling = [d for r in self.spec.external_references() if (d := self._dangling(r))]
-        return DriftReport(self.spec.name, self.direction, tables, dangling)
+        report = DriftReport(self.spec.name, self.direction, tables, dangling)
+        outcome = "drift" if report.has_drift else "clean"
+        self.metrics.reconcile_runs.labels(self.spec.name, outcome).inc()
+        self.metrics.reconcile_drift_rows.labels(self.spec.name).set(report.rows)
+        return report
 
     def _dangling(self, ref: ExternalReference, batch: int = 1000) -> DanglingReference | None:
         """The new DB's values of a column that refers into a table left in the legacy DB,
@@ -166,6 +183,9 @@ class Reconciler:
                 drifts[table.name].repaired += self._upsert(conn, table, drifts[table.name])
             for table in reversed(self.spec.tables):
                 drifts[table.name].repaired += self._delete(conn, table, drifts[table.name])
+        # The rows are equal now; a dangling value is not the repair's to fix.
+        left = sum(d.count for d in report.dangling)
+        self.metrics.reconcile_drift_rows.labels(self.spec.name).set(left)
         return report
 
     def _sides(self, table: TableSpec) -> tuple[Side, Side]:

@@ -124,7 +124,8 @@ class DualWriter:
         self._pick_backend()
         self._unguard = guard_frozen_tables(legacy, spec, lambda: switch.mode is Mode.SINGLE)
         self._show_mode(switch.mode)
-        switch.add_hook(Cutover(spec, legacy, new, freeze_triggers=freeze_triggers))
+        cutover = Cutover(spec, legacy, new, freeze_triggers=freeze_triggers, registry=registry)
+        switch.add_hook(cutover)
         switch.add_hook(lambda _old, new_mode: self._show_mode(new_mode))
 
     def _pick_backend(self) -> None:

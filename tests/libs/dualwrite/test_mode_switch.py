@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
 
 from libs.dualwrite.cutover import DriftBlocksCutover
 from libs.dualwrite.modes import Mode, ModeSwitch
@@ -82,3 +83,23 @@ def test_a_cutover_to_single_is_refused_while_the_dbs_disagree(migration, stage)
         switch.switch_to(Mode.SINGLE)
 
     assert switch.mode is Mode.DUAL
+
+
+def test_a_refused_cutover_leaves_its_drift_on_the_writers_registry(migration):
+    with migration.legacy.begin() as conn:
+        install_decision_log(conn)
+    switch, registry = ModeSwitch(Mode.DUAL), CollectorRegistry()
+    writer = DualWriter(
+        migration.spec, migration.legacy, migration.new, switch=switch, registry=registry
+    )
+    try:
+        migration.add_member("behind-the-writers-back@example.com")
+        with pytest.raises(DriftBlocksCutover):
+            switch.switch_to(Mode.SINGLE)
+    finally:
+        writer.close()
+
+    labels = {"migration": migration.spec.name}
+    assert registry.get_sample_value("shop_reconcile_drift_rows", labels) == 1
+    runs = registry.get_sample_value("shop_reconcile_runs_total", labels | {"outcome": "drift"})
+    assert runs == 1

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from click.testing import CliRunner
+from prometheus_client import CollectorRegistry
 
 from libs.dualwrite.canonical import checksum
 from libs.dualwrite.cli import reconcile
@@ -72,6 +73,29 @@ def test_repair_makes_the_new_db_equal_to_the_legacy_db(migration):
     assert repaired.tables[0].repaired == 3
     assert not reconciler(migration).check().has_drift
     assert migration.rows("new") == migration.rows("legacy")
+
+
+def test_each_check_sets_the_drift_rows_gauge_and_counts_its_outcome(migration):
+    ids = ten_synced_members(migration)
+    registry = CollectorRegistry()
+    name = migration.spec.name
+
+    def sample(metric: str, **labels: str) -> float | None:
+        return registry.get_sample_value(metric, {"migration": name, **labels})
+
+    Reconciler(migration.spec, migration.legacy, migration.new, registry=registry).check()
+    assert sample("shop_reconcile_drift_rows") == 0
+    assert sample("shop_reconcile_runs_total", outcome="clean") == 1
+
+    drift_the_new_db(migration, ids)  # one row changed, one missing
+    Reconciler(migration.spec, migration.legacy, migration.new, registry=registry).repair()
+    assert sample("shop_reconcile_runs_total", outcome="drift") == 1
+    assert sample("shop_reconcile_drift_rows") == 0  # repaired: nothing differs any more
+
+    drift_the_new_db(migration, ids)
+    report = Reconciler(migration.spec, migration.legacy, migration.new, registry=registry).check()
+    assert report.rows == 2 and sample("shop_reconcile_drift_rows") == 2
+    assert sample("shop_reconcile_runs_total", outcome="drift") == 2
 
 
 def test_the_cli_exits_non_zero_on_drift_and_zero_once_repaired(migration):
