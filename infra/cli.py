@@ -14,6 +14,7 @@ from infra.read_model_cli import read_model
 from infra.scenario_cli import scenario
 from infra.settings import SharedSettings, load_settings
 from infra.stage_cli import stage
+from infra.stages import STAGES
 from libs.dualwrite.cli import direction_option, repair_option
 from libs.dualwrite.cli import reconcile as reconcile_urls
 from libs.observability import configure_logging, serve
@@ -67,11 +68,17 @@ def demo(workers: int, rounds: int, stage_seconds: float) -> None:
 
 
 @main.command()
-def up() -> None:
+@click.option(
+    "--stage",
+    type=click.IntRange(0, len(STAGES) - 1),
+    help="Move the system to this stage once it is up (every stage before it in turn; a "
+    "ramp's weights in one jump, as there is no traffic to judge).",
+)
+def up(stage: int | None) -> None:
     """Start every process on its configured port; Ctrl-C stops them all gracefully."""
     from infra.up import run_up
 
-    raise SystemExit(run_up(load_settings(SharedSettings)))
+    raise SystemExit(run_up(load_settings(SharedSettings), stage))
 
 
 # The data migrations `shop reconcile` knows: one per declared extraction.

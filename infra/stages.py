@@ -357,6 +357,9 @@ class StageEngine:
     stages: tuple[Stage, ...] = STAGES
     say: Callable[[str], None] = print
     timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(60.0, connect=2.0))
+    # False sets a ramped route's weights in one jump: a system without traffic (`shop up
+    # --stage N`) has nothing for a metric-gated ramp to judge.
+    ramps: bool = True
 
     def __post_init__(self) -> None:
         self.admin = AdminClient(self.endpoints.urls, self.endpoints.token, timeout=self.timeout)
@@ -445,6 +448,8 @@ class StageEngine:
             goal = step if forward else earlier.get(step.key)
             if goal is None:
                 continue
+            if not self.ramps and isinstance(goal, Weights):
+                goal = replace(goal, ramp=())  # the same weights, in one jump
             started = time.monotonic()
             try:
                 self._set(goal, ramp=forward)

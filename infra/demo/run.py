@@ -10,6 +10,7 @@ import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -48,24 +49,7 @@ def run_demo(workers: int, rounds: int, stage_seconds: float = STAGE_SECONDS) ->
     base = load_settings()
     data_dir = base.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
-    processes = dict(PROCESSES)
-    ports = {name: free_port() for name in processes}
-    env = {
-        "SHOP_DATA_DIR": str(data_dir),
-        "SHOP_MONOLITH_POINTS_RECOVERY_INTERVAL": "1",
-        # Seven processes and a broker share the laptop's cores: a points debit in the member
-        # service's dual write (two SQLite files, one transaction) can queue past the default
-        # 2 s deadline. Still below the monolith's 5 s server limit, as start-up checks.
-        "SHOP_MONOLITH_MEMBER_TIMEOUT": os.environ.get("SHOP_MONOLITH_MEMBER_TIMEOUT", "4"),
-        # The dev broker on a port of its own, unless SHOP_KAFKA_BOOTSTRAP names a Kafka.
-        "SHOP_BROKER_PORT": str(free_port()),
-        **{spec.port_env: str(ports[name]) for name, spec in processes.items()},
-    }
-    for extraction in EXTRACTIONS:  # each service's gRPC port, a quick sync and recovery
-        variables = extraction.service.settings
-        env[variables.variable("grpc_port")] = str(free_port())
-        env[variables.variable("sync_interval")] = "0.2"
-        env[variables.variable("recovery_interval")] = "1"
+    env, ports = isolated_env(data_dir)
     settings = SharedSettings(
         data_dir=data_dir,
         broker_port=int(env["SHOP_BROKER_PORT"]),
@@ -123,6 +107,30 @@ def run_demo(workers: int, rounds: int, stage_seconds: float = STAGE_SECONDS) ->
     )
     drive.checks += _walk_checks(drive)
     return _print(drive)
+
+
+def isolated_env(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """The variables that give a whole system a data dir and free ports of its own (HTTP,
+    gRPC, the dev broker), so it runs beside any other; and its HTTP ports by process."""
+    processes = dict(PROCESSES)
+    ports = {name: free_port() for name in processes}
+    env = {
+        "SHOP_DATA_DIR": str(data_dir),
+        "SHOP_MONOLITH_POINTS_RECOVERY_INTERVAL": "1",
+        # Seven processes and a broker share the laptop's cores: a points debit in the member
+        # service's dual write (two SQLite files, one transaction) can queue past the default
+        # 2 s deadline. Still below the monolith's 5 s server limit, as start-up checks.
+        "SHOP_MONOLITH_MEMBER_TIMEOUT": os.environ.get("SHOP_MONOLITH_MEMBER_TIMEOUT", "4"),
+        # The dev broker on a port of its own, unless SHOP_KAFKA_BOOTSTRAP names a Kafka.
+        "SHOP_BROKER_PORT": str(free_port()),
+        **{spec.port_env: str(ports[name]) for name, spec in processes.items()},
+    }
+    for extraction in EXTRACTIONS:  # each service's gRPC port, a quick sync and recovery
+        variables = extraction.service.settings
+        env[variables.variable("grpc_port")] = str(free_port())
+        env[variables.variable("sync_interval")] = "0.2"
+        env[variables.variable("recovery_interval")] = "1"
+    return env, ports
 
 
 def _rebuild_read_model(url: str, token: str) -> tuple[str, list[str]]:
