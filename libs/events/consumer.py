@@ -64,6 +64,7 @@ class KeyedHandler:
 class ConsumerMetrics:
     events: Counter
     lag: Gauge
+    parked: Gauge
 
 
 @per_registry  # several groups in one process share the set, told apart by `group`
@@ -80,6 +81,13 @@ def consumer_metrics(registry: CollectorRegistry) -> ConsumerMetrics:
             "shop_consumer_lag",
             "Messages behind the partition's high watermark, as the consumer sees it.",
             ["group", "topic", "partition"],
+            registry=registry,
+        ),
+        Gauge(
+            "shop_consumer_parked_events",
+            "Events of the group parked and not replayed yet, counted in its inbox's DB at "
+            "start-up, after a batch that parked one and after a replay.",
+            ["group"],
             registry=registry,
         ),
     )
@@ -162,6 +170,7 @@ class ConsumerRunner:
         self._batch = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._retry_delay = backoff_initial
+        self._parked_unknown = True  # counted at the first poll, then when it changes
         # How many times the group handed this member its partitions: 1 while no rebalance
         # has touched it (a static member's restart, for one, should leave it so).
         self.assignments = 0
@@ -191,6 +200,8 @@ class ConsumerRunner:
         transaction; an event that was applied meanwhile (republished) counts as duplicate."""
         outcome = await asyncio.to_thread(self._replay, parked_id)
         self.metrics.events.labels(self.group_id, outcome).inc()
+        self._parked_unknown = True
+        await self._count_parked()
         return outcome
 
     async def _run(self) -> None:
@@ -236,6 +247,8 @@ class ConsumerRunner:
                         consumer.seek(tp, offset)
             for outcome in result.outcomes:
                 self.metrics.events.labels(self.group_id, outcome).inc()
+            self._parked_unknown |= "parked" in result.outcomes
+            await self._count_parked()
             await self._update_lag(consumer)
             if result.rewind:  # the database is away: wait longer each time it still is
                 await self._pause(self._retry_delay)
@@ -421,6 +434,21 @@ class ConsumerRunner:
             self.metrics.lag.labels(self.group_id, tp.topic, str(tp.partition)).set(
                 max(highwater - position, 0)
             )
+
+    async def _count_parked(self) -> None:
+        if not self._parked_unknown:
+            return
+        try:
+            waiting = await asyncio.to_thread(self._waiting)
+        except sa.exc.DBAPIError as exc:  # the DB is away: counted again after the next poll
+            log.warning("consumer group %s: parked events not counted: %s", self.group_id, exc)
+            return
+        self.metrics.parked.labels(self.group_id).set(waiting)
+        self._parked_unknown = False
+
+    def _waiting(self) -> int:
+        with self.engine.connect() as conn:
+            return self.inbox.waiting_count(conn, self.group_id)
 
     def _forget_lag(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:

@@ -155,6 +155,14 @@ class Inbox:
             query = query.where(column.is_not(None) if replayed else column.is_(None))
         return [_parked(row) for row in conn.execute(query).mappings()]
 
+    def waiting_count(self, conn: sa.Connection, group: str) -> int:
+        """Parked events of this group not replayed yet."""
+        parked = self.tables.parked
+        query = sa.select(sa.func.count()).where(
+            parked.c.consumer_group == group, parked.c.replayed_at.is_(None)
+        )
+        return conn.execute(query).scalar_one()
+
     def parked_event(self, conn: sa.Connection, parked_id: int) -> ParkedEvent | None:
         parked = self.tables.parked
         row = conn.execute(sa.select(parked).where(parked.c.id == parked_id)).mappings().first()

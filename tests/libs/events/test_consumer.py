@@ -33,6 +33,10 @@ class Running:
         labels = {"group": self.runner.group_id, "outcome": outcome}
         return self.registry.get_sample_value("shop_consumer_events_total", labels) or 0.0
 
+    def parked(self) -> float | None:
+        labels = {"group": self.runner.group_id}
+        return self.registry.get_sample_value("shop_consumer_parked_events", labels)
+
     def lag(self, tp: TopicPartition) -> float | None:
         labels = {"group": self.runner.group_id, "topic": tp.topic, "partition": str(tp.partition)}
         return self.registry.get_sample_value("shop_consumer_lag", labels)
@@ -180,6 +184,7 @@ async def test_poison_events_are_parked_and_the_rest_of_their_partition_still_ap
     await publish(producer, topic, [refused, last])
     running = await runners(db, topic, group, refuses_the_second)
     await until(lambda: running.count("processed") == 2 and running.count("parked") == 2)
+    await until(lambda: running.parked() == 2)
 
     assert [row.event_id for row in db.applied_rows()] == [first.id, last.id]
     with db.engine.connect() as conn:
@@ -330,12 +335,14 @@ async def test_a_keyed_handler_dedupes_by_its_own_key_parks_what_it_refuses_and_
     await publish(producer, topic, [one, again, refused])
     await until(lambda: running.count("parked") == 1 and running.count("duplicate") == 1)
     assert running.count("processed") == 1
+    await until(lambda: running.parked() == 1)
     with db.engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(db.inbox.tables.inbox)) == 0
         (parked,) = db.inbox.parked_events(conn, [group])
 
     refuse.clear()
     assert await running.runner.replay(parked.id) == "processed"
+    assert running.parked() == 0  # replayed: no longer waiting
     with pytest.raises(AlreadyReplayed):
         await running.runner.replay(parked.id)
     assert [row.aggregate_id for row in db.applied_rows()] == ["p-1", "p-2"]

@@ -93,6 +93,8 @@ def test_a_parked_event_is_marked_replayed_once(inbox_db):
         waiting = inbox_db.inbox.parked_events(conn, replayed=False)
         assert inbox_db.inbox.parked_event(conn, 999_999) is None
         assert inbox_db.inbox.parked_event(conn, first.id).replayed_at is not None
+        assert inbox_db.inbox.waiting_count(conn, GROUP) == 1
+        assert inbox_db.inbox.waiting_count(conn, "another-group") == 0
     assert [p.id for p in replayed] == [first.id]
     assert [p.id for p in waiting] == [second.id]
 
