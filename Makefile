@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 STUBS  := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: demo test test-fast lint format up clean stubs venv
+.PHONY: demo test test-fast lint format up clean stubs venv tags
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -46,6 +46,11 @@ format: $(STAMP)
 
 up: $(STAMP) $(STUBS)
 	$(BIN)/shop up
+
+# The stage tags (infra/stage_tags.toml) as annotated tags in this clone: `git checkout
+# stage-N-...` then opens the repository at that stage. Needs only git and Python.
+tags:
+	@$(PYTHON) infra/tags.py
 
 clean:
 	rm -rf $(VENV) .shop .pytest_cache
