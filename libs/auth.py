@@ -11,6 +11,8 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from libs.validation import valid_id
+
 ISSUER = "strangler-shop"
 # argon2id at OWASP's recommended minimum (19 MiB, 2 passes, 1 lane): strong enough to make
 # offline guessing expensive, light enough that a burst of signups on a 2-core laptop does
@@ -52,6 +54,11 @@ class TokenIssuer:
                 issuer=ISSUER,
                 options={"require": ["sub", "exp", "iss"]},
             )
-            return int(claims["sub"])
+            member_id = int(claims["sub"])
         except (jwt.PyJWTError, ValueError) as exc:
             raise InvalidToken(str(exc)) from exc
+        # Signed by us but naming no member we can have: an id past BIGINT was an
+        # OverflowError (a 500) in the first query that used it.
+        if not valid_id(member_id):
+            raise InvalidToken("the token's subject is not a member id")
+        return member_id

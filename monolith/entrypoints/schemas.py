@@ -8,12 +8,13 @@ from typing import Annotated, Literal
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-MAX_ID = 2**53  # the largest integer every JSON client reads exactly
+from libs.validation import MAX_ID, PRINTABLE, EntityId
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), PRINTABLE
+]
 Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{6,18}$")]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
-EntityId = Annotated[int, Field(ge=1, le=MAX_ID)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128), PRINTABLE]
 
 OrderIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 PaymentIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -5,13 +5,31 @@ from __future__ import annotations
 
 import json
 
-from infra.settings import DEV_ADMIN_TOKEN
+from infra.settings import DEV_ADMIN_TOKEN, DEV_JWT_SECRET
+from libs.auth import TokenIssuer
 from libs.response import is_valid_envelope
 from monolith.entrypoints.app import create_app
 from tests.monolith.conftest import Shop
 
 BAD_JSON = {"content": b'{"items": [', "headers": {"Content-Type": "application/json"}}
 MEMBER = {"email": "x@example.com", "password": "password-123", "name": "X"}
+# A well signed token for a member id no BIGINT column holds (and one for id 0).
+HUGE_SUB = {
+    "auth": False,
+    "headers": {"Authorization": "Bearer " + TokenIssuer(DEV_JWT_SECRET, 3600).issue(2**64)},
+}
+ZERO_SUB = {
+    "auth": False,
+    "headers": {"Authorization": "Bearer " + TokenIssuer(DEV_JWT_SECRET, 3600).issue(0)},
+}
+# Text PostgreSQL cannot store (NUL, a lone surrogate) or nobody should (control characters).
+BAD_TEXT = ["Kim\x00", "Kim\x07Lee", "Kim\nLee", "Kim\ud800"]
+
+
+def as_json(body: object) -> dict:
+    """Request options sending `body` as escaped JSON (an HTTP client refuses to encode a lone
+    surrogate; JSON can carry one as \\ud800)."""
+    return {"content": json.dumps(body).encode(), "headers": {"Content-Type": "application/json"}}
 
 
 def line(product_id=1, quantity=1):
@@ -149,6 +167,25 @@ CASES = [
         "VALIDATION_FAILED",
     ),
     ("/api/members", "POST", "/api/members", {"json": [MEMBER]}, 422, "VALIDATION_FAILED"),
+    *(
+        (
+            "/api/members",
+            "POST",
+            "/api/members",
+            as_json({**MEMBER, "name": bad}),
+            422,
+            "VALIDATION_FAILED",
+        )
+        for bad in BAD_TEXT
+    ),
+    (
+        "/api/members",
+        "POST",
+        "/api/members",
+        {"json": {**MEMBER, "password": "password-\x00123"}},
+        422,
+        "VALIDATION_FAILED",
+    ),
     ("/api/members/login", "POST", "/api/members/login", BAD_JSON, 400, "INVALID_JSON"),
     (
         "/api/members/login",
@@ -183,6 +220,27 @@ CASES = [
         {"json": {"name": "   "}},
         422,
         "VALIDATION_FAILED",
+    ),
+    *(
+        (
+            "/api/members/me",
+            "PATCH",
+            "/api/members/me",
+            as_json({"name": bad}),
+            422,
+            "VALIDATION_FAILED",
+        )
+        for bad in BAD_TEXT
+    ),
+    ("/api/members/me", "GET", "/api/members/me", HUGE_SUB, 401, "INVALID_TOKEN"),
+    ("/api/members/me", "GET", "/api/members/me", ZERO_SUB, 401, "INVALID_TOKEN"),
+    (
+        "/api/members/me",
+        "PATCH",
+        "/api/members/me",
+        {**HUGE_SUB, "json": {"name": "X"}},
+        401,
+        "INVALID_TOKEN",
     ),
     ("/api/members/me", "DELETE", "/api/members/me", {}, 405, "METHOD_NOT_ALLOWED"),
     (

@@ -8,9 +8,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+from libs.validation import PRINTABLE
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), PRINTABLE
+]
 Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{6,18}$")]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128), PRINTABLE]
 
 
 class Body(BaseModel):
