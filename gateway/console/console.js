@@ -1,4 +1,6 @@
-// The migration console: polls /admin/status once a second and redraws. No framework, no build.
+// The migration console: polls /admin/status (the gateway: routes, ramps, shadow) and
+// /admin/migration (the whole system: stage, extractions, events, read model, processes) once a
+// second and redraws. No framework, no build.
 "use strict";
 
 const COLORS = ["#64748b", "#2563eb", "#16a34a", "#d97706", "#9333ea", "#0891b2"];
@@ -16,6 +18,11 @@ const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(
 const pct = (v) => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(1)}%`);
 const ms = (v) => (v === null || v === undefined ? "–" : `${v.toFixed(1)} ms`);
 const when = (t) => new Date(t * 1000).toLocaleTimeString();
+const num = (v) => (v === null || v === undefined ? "–" : String(Math.round(v)));
+const secs = (v) => {
+  if (v === null || v === undefined) return "–";
+  return v < 1 ? `${(v * 1000).toFixed(0)} ms` : `${v.toFixed(2)} s`;
+};
 
 function colorOf(backends, name) {
   return COLORS[Math.max(0, backends.indexOf(name)) % COLORS.length];
@@ -79,6 +86,80 @@ function shadowBlock(shadow) {
   return table + `<div id="mismatches">${latest.join("")}</div>`;
 }
 
+function stageBanner(stage) {
+  if (stage.current === null) {
+    const closest = stage.closest;
+    return `<div class="banner off" data-stage-number="none">
+      <h2>At no declared stage <small>closest: stage ${closest.number} · ${esc(closest.name)}</small></h2>
+      <ul class="differences">${stage.differences.map((d) => `<li><code>${esc(d)}</code></li>`).join("")}</ul>
+      <p class="muted">A stage move is refused until the system is back at a declared stage.</p></div>`;
+  }
+  const next = stage.next;
+  const following = next
+    ? `<div class="next" data-next-stage="${next.number}">
+        <div><b>next: stage <span class="next-number">${next.number}</span></b> ·
+          <span class="next-name">${esc(next.name)}</span>
+          <code>shop stage apply ${next.number}</code></div>
+        <div class="legend">traffic: ${esc(next.traffic)} · data: ${esc(next.data)}</div>
+        <ol class="steps">${next.steps.map((step) => `<li>${esc(step)}</li>`).join("")}</ol></div>`
+    : `<div class="next" data-next-stage="none"><b>the last stage</b>: nothing is left to move.</div>`;
+  return `<div class="banner" data-stage-number="${stage.current}">
+    <h2>stage <span class="stage-number">${stage.current}</span> of ${stage.last} ·
+      <span class="stage-name">${esc(stage.name)}</span></h2>
+    <div class="legend">traffic: ${esc(stage.traffic)} · data: ${esc(stage.data)}</div>
+    ${stage.watch ? `<div class="legend">watch: ${esc(stage.watch)}</div>` : ""}</div>${following}`;
+}
+
+function extractionsTable(extractions) {
+  const rows = extractions.map((e) => `<tr data-extraction="${esc(e.name)}" data-up="${e.up}">
+    <td>${esc(e.name)} <span class="muted">${esc(e.service)}</span></td>
+    <td class="phase">${esc(e.phase ?? "not started")}</td>
+    <td class="mode">${e.up ? esc(e.mode ?? "–") : `<span class="bad">down</span>`}</td>
+    <td class="sync-lag">${secs(e.sync.lag_seconds)}</td><td class="pending">${num(e.sync.pending)}</td>
+    <td class="drift ${e.drift_rows ? "bad" : ""}">${num(e.drift_rows)}</td></tr>`);
+  return `<table><thead><tr><th>extraction</th><th>phase</th><th>data mode</th><th>sync lag</th>
+    <th>pending</th><th>drift rows</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+}
+
+function eventsTables(events) {
+  const outboxes = events.outboxes.map((o) => `<tr data-outbox="${esc(o.process)}">
+    <td>${esc(o.process)}</td><td class="backlog ${o.backlog > 0 ? "warn" : ""}">${num(o.backlog)}</td>
+    <td class="oldest-age">${secs(o.oldest_age_seconds)}</td></tr>`);
+  const groups = events.consumers.map((c) => `<tr data-group="${esc(c.group)}" data-process="${esc(c.process)}">
+    <td>${esc(c.group)} <span class="muted">${esc(c.process)}</span></td>
+    <td class="lag ${c.lag > 0 ? "warn" : ""}">${num(c.lag)}</td>
+    <td class="parked ${c.parked > 0 ? "bad" : ""}">${num(c.parked)}</td></tr>`);
+  const outboxTable = outboxes.length
+    ? `<table><thead><tr><th>outbox</th><th>backlog</th><th>oldest</th></tr></thead><tbody>${outboxes.join("")}</tbody></table>`
+    : `<p class="muted">No outbox answers.</p>`;
+  const groupTable = groups.length
+    ? `<table><thead><tr><th>consumer group</th><th>lag</th><th>parked</th></tr></thead><tbody>${groups.join("")}</tbody></table>`
+    : `<p class="muted">No consumer group has read a partition yet.</p>`;
+  return outboxTable + groupTable;
+}
+
+function readModelBlock(rm) {
+  if (!rm.up) return `<p class="muted" data-read-model="down">Not running (it joins at the CQRS stage).</p>`;
+  const row = (label, f) => `<tr data-window="${label}"><td>${label}</td><td class="count">${num(f.count)}</td>
+    <td class="p50">${secs(f.p50_seconds)}</td><td class="p99">${secs(f.p99_seconds)}</td></tr>`;
+  const views = Object.entries(rm.views || {}).map(([k, v]) => `${esc(k)} ${num(v)}`).join(" · ");
+  return `<div data-read-model="up"><div class="legend">generation
+      <b class="generation">${esc(rm.generation ?? "–")}</b>${views ? ` · views: ${views}` : ""}</div>
+    <table><thead><tr><th>freshness</th><th>changes</th><th>p50</th><th>p99</th></tr></thead>
+    <tbody>${row("lifetime", rm.freshness.lifetime)}${row(`last ${rm.freshness.recent.window_seconds}s`, rm.freshness.recent)}</tbody></table></div>`;
+}
+
+function renderMigration(m) {
+  $("stage").innerHTML = stageBanner(m.stage);
+  $("stage").dataset.stageNumber = m.stage.current ?? "none";
+  $("extractions").innerHTML = extractionsTable(m.extractions);
+  $("events").innerHTML = eventsTables(m.events);
+  $("read-model").innerHTML = readModelBlock(m.read_model);
+  $("gathered").textContent = `asked in ${m.gathered_in_ms} ms`;
+  $("processes").innerHTML = m.processes.map((p) => `<li data-process="${esc(p.name)}" data-state="${esc(p.state)}">
+    <span class="dot"></span>${esc(p.name)} <span class="muted">${esc(p.state)}</span></li>`).join("");
+}
+
 function render(data) {
   const backends = Object.keys(data.backends);
   $("window").textContent = `table v${data.version} · live window ${data.live.window_seconds}s`;
@@ -99,21 +180,30 @@ function setStatus(state, text) {
   $("status").textContent = text;
 }
 
+class Refused extends Error {}
+
+async function read(path) {
+  const res = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+  const body = await res.json();
+  if (res.status === 401 || res.status === 403) throw new Refused(body.error.message);
+  if (!body.success) throw new Error(body.error.message);
+  return body.data;
+}
+
 async function poll() {
-  try {
-    const res = await fetch("/admin/status", { headers: { Authorization: `Bearer ${token}` } });
-    const body = await res.json();
-    if (res.status === 401 || res.status === 403) {
-      sessionStorage.removeItem("shopAdminToken");
-      showLogin(body.error.message);
-      return;
-    }
-    if (!body.success) throw new Error(body.error.message);
-    render(body.data);
-    setStatus("live", `live · ${new Date().toLocaleTimeString()}`);
-  } catch (err) {
-    setStatus("error", `error: ${err.message}`);
+  // Both at once; one failing still lets the other's panels refresh.
+  const [status, migration] = await Promise.allSettled([read("/admin/status"), read("/admin/migration")]);
+  const refused = [status, migration].find((r) => r.status === "rejected" && r.reason instanceof Refused);
+  if (refused) {
+    sessionStorage.removeItem("shopAdminToken");
+    showLogin(refused.reason.message);
+    return;
   }
+  if (status.status === "fulfilled") render(status.value);
+  if (migration.status === "fulfilled") renderMigration(migration.value);
+  const failed = [status, migration].find((r) => r.status === "rejected");
+  if (failed) setStatus("error", `error: ${failed.reason.message}`);
+  else setStatus("live", `live · ${new Date().toLocaleTimeString()}`);
   setTimeout(poll, POLL_MS);
 }
 
