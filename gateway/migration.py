@@ -105,7 +105,7 @@ class MigrationWatch:
         self.http = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
         self._lock = asyncio.Lock()
         self._cached: tuple[float, dict[str, Any]] | None = None
-        self._freshness = _Window(FRESHNESS_WINDOW_SECONDS)
+        self._freshness = RecentWindow(FRESHNESS_WINDOW_SECONDS)
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -314,12 +314,12 @@ def _quantiles(buckets: Mapping[float, float]) -> dict[str, Any]:
     count = buckets.get(math.inf, 0.0)
     return {
         "count": count,
-        "p50_seconds": _quantile(buckets, 0.5),
-        "p99_seconds": _quantile(buckets, 0.99),
+        "p50_seconds": quantile(buckets, 0.5),
+        "p99_seconds": quantile(buckets, 0.99),
     }
 
 
-def _quantile(buckets: Mapping[float, float], q: float) -> float | None:
+def quantile(buckets: Mapping[float, float], q: float) -> float | None:
     """As Prometheus's histogram_quantile: linear within the bucket the rank falls in; the
     highest finite bound when it falls in the +Inf bucket."""
     bounds = sorted(buckets)
@@ -338,7 +338,7 @@ def _quantile(buckets: Mapping[float, float], q: float) -> float | None:
     return lower
 
 
-class _Window:
+class RecentWindow:
     """A cumulative histogram's increase over the last `seconds`: kept readings, the oldest
     one inside the window subtracted from the newest."""
 

@@ -1,7 +1,8 @@
 """`GET /admin/migration` against the real monolith, member service and gateway on real sockets:
 it names the stage the stage engine names and the next one's steps, reads the member
 extraction's data mode and sync metrics, the outboxes and consumer groups, and shows the
-processes that do not answer (order, payment, read model) as down instead of failing."""
+processes that do not answer (order, payment) as down instead of failing; the read model's
+generation and freshness histogram."""
 
 from __future__ import annotations
 
@@ -13,24 +14,26 @@ import httpx
 import pytest
 
 from gateway.app import create_app as create_gateway
+from gateway.migration import RecentWindow, quantile
 from infra.processes import PROCESSES
-from infra.settings import DEV_ADMIN_TOKEN
+from infra.settings import DEV_ADMIN_TOKEN, ReadModelSettings
 from infra.stages import STAGES, Endpoints, StageEngine
 from infra.supervisor import free_port
 from monolith.entrypoints.app import create_app as create_monolith
+from read_model.entrypoints.app import create_app as create_read_model
 from services.member.entrypoints.app import create_app as create_member_service
 from tests.support.brokers import NO_BROKER
 from tests.support.servers import serving
 from tests.support.settings import Environment
 
 ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
-RUNNING = ("gateway", "monolith", "member-service")
+RUNNING = ("gateway", "monolith", "member-service", "read-model")
 
 
 @pytest.fixture
 def system(tmp_path) -> Iterator[tuple[str, StageEngine]]:
     ports = {name: free_port() for name in PROCESSES} | {"grpc": free_port()}
-    # Every process has an address; only the monolith, member service and gateway listen.
+    # Every process has an address; the order and payment services do not listen on theirs.
     urls = {name: f"http://127.0.0.1:{ports[name]}" for name in PROCESSES}
     settings = Environment(
         data_dir=tmp_path,
@@ -46,6 +49,13 @@ def system(tmp_path) -> Iterator[tuple[str, StageEngine]]:
     with ExitStack() as stack:
         stack.enter_context(serving(create_monolith(settings), ports["monolith"]))
         stack.enter_context(serving(create_member_service(settings), ports["member-service"]))
+        views = ReadModelSettings(
+            data_dir=tmp_path,
+            kafka_bootstrap=NO_BROKER,
+            redis_url=None,
+            admin_token=DEV_ADMIN_TOKEN,
+        )
+        stack.enter_context(serving(create_read_model(views), ports["read-model"]))
         gateway = stack.enter_context(serving(create_gateway(settings), ports["gateway"]))
         engine = StageEngine(Endpoints(urls, DEV_ADMIN_TOKEN), say=lambda _: None)
         stack.callback(engine.close)
@@ -81,7 +91,11 @@ def test_the_endpoint_names_the_stage_the_next_step_and_who_is_down(system):
     assert {states[n] for n in PROCESSES if n not in RUNNING} == {"down"}
     by_name = {e["name"]: e for e in data["extractions"]}
     assert by_name["orders"]["up"] is False and by_name["orders"]["mode"] is None
-    assert data["read_model"]["up"] is False and data["read_model"]["generation"] is None
+    read_model = data["read_model"]
+    assert read_model["up"] is True and read_model["generation"] == "g1"
+    assert read_model["freshness"]["lifetime"] == {
+        "count": 0.0, "p50_seconds": None, "p99_seconds": None,
+    }  # fmt: skip
     publishers = {o["process"] for o in data["events"]["outboxes"]}
     assert {"monolith", "member-service"} <= publishers
     # No broker: no group has seen a partition's watermark yet (the slow console test runs one).
@@ -102,3 +116,16 @@ def test_the_endpoint_needs_the_admin_token_and_caches_for_a_second(system):
     assert refused.status_code == 401 and refused.json()["error"]["code"]
     first, second = migration(gateway), migration(gateway)
     assert first["at"] == second["at"]  # the second tab got the first one's gather
+
+
+def test_freshness_quantiles_are_read_from_the_buckets_as_prometheus_does():
+    inf = float("inf")
+    buckets = {0.005: 0.0, 0.01: 10.0, 0.025: 20.0, inf: 20.0}
+    assert quantile(buckets, 0.5) == pytest.approx(0.01)
+    assert quantile(buckets, 0.99) == pytest.approx(0.01 + 0.015 * 9.8 / 10)
+    assert quantile({0.01: 0.0, inf: 4.0}, 0.5) == 0.01  # in +Inf: the highest finite bound
+    assert quantile({0.01: 0.0, inf: 0.0}, 0.5) is None
+    window = RecentWindow(seconds=60)
+    assert window.add({0.01: 10.0, inf: 10.0}) == {0.01: 0.0, inf: 0.0}
+    assert window.add({0.01: 12.0, inf: 15.0}) == {0.01: 2.0, inf: 5.0}
+    assert window.add({0.01: 1.0, inf: 1.0}) == {0.01: 0.0, inf: 0.0}  # restarted: counts anew
