@@ -208,14 +208,20 @@ class MigrationWatch:
                 "differences": engine.differences(closest, observed),
                 "next": None,
             }
-        following = self.stages[current + 1] if current < last else None
         return {
             "current": current,
             "last": last,
             **_describe(self.stages[current]),
-            "next": None
-            if following is None
-            else _describe(following) | {"steps": [s.describe() for s in following.steps]},
+            "next": self._next(engine, self.stages[current + 1]) if current < last else None,
+        }
+
+    def _next(self, engine: StageEngine, stage: Stage) -> dict[str, Any]:
+        """What `shop stage apply N+1` will do, step by step, and the processes it needs that
+        are not ready (the engine refuses the move until they are)."""
+        return _describe(stage) | {
+            "steps": [step.describe() for step in stage.steps],
+            "needs": list(stage.needs),
+            "missing": [p for p in stage.needs if not engine._ready(p)],
         }
 
     def _extraction(

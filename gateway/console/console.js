@@ -101,7 +101,8 @@ function stageBanner(stage) {
           <span class="next-name">${esc(next.name)}</span>
           <code>shop stage apply ${next.number}</code></div>
         <div class="legend">traffic: ${esc(next.traffic)} · data: ${esc(next.data)}</div>
-        <ol class="steps">${next.steps.map((step) => `<li>${esc(step)}</li>`).join("")}</ol></div>`
+        <ol class="steps">${next.steps.map((step) => `<li>${esc(step)}</li>`).join("")}</ol>
+        ${next.missing.length ? `<div class="missing warn">needs ${next.missing.map(esc).join(", ")} running first (<code>shop run ${esc(next.missing[0])}</code>)</div>` : ""}</div>`
     : `<div class="next" data-next-stage="none"><b>the last stage</b>: nothing is left to move.</div>`;
   return `<div class="banner" data-stage-number="${stage.current}">
     <h2>stage <span class="stage-number">${stage.current}</span> of ${stage.last} ·

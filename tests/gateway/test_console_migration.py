@@ -1,8 +1,9 @@
 """The console's migration panels in headless Chromium against a real system: the dev broker,
 the monolith, the member service and the gateway as `shop run` processes (the supervisor
 `shop up` uses), with members browsing and writing through the gateway. The stage engine moves
-the system 1 -> 2 (a real metric-gated ramp) -> 3 while the page is open, and the banner, the
-next stage's steps and the member extraction's data mode follow without a reload. The
+the system 1 -> 2 (a real metric-gated ramp) -> 3 -> 4 while the page is open, and the banner,
+the next stage's steps and the member extraction's data mode and drift follow without a
+reload. The
 processes the stage does not need (order, payment, read model) show as down.
 
 SHOP_CONSOLE_SCREENSHOT=docs/img/console.png refreshes the docs' screenshot from this run (the
@@ -126,7 +127,7 @@ class Shoppers:
         self.http.close()
 
 
-def test_the_console_follows_the_stage_engine_through_stages_1_to_3(system: System, tmp_path):
+def test_the_console_follows_the_stage_engine_through_stages_1_to_4(system: System, tmp_path):
     chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
@@ -176,6 +177,14 @@ def test_the_console_follows_the_stage_engine_through_stages_1_to_3(system: Syst
         page.wait_for_timeout(1500)  # one more poll under traffic for the live split
         shot = tmp_path / "console.png"
         page.screenshot(path=str(shot), full_page=True)
+
+        # The cutover's reconcile finds no drift; the next stage needs services not running.
+        assert system.engine.apply(4) == 4
+        page.wait_for_selector('#stage[data-stage-number="4"]', timeout=5_000)
+        assert members.locator(".mode").inner_text() == "single"
+        assert members.locator(".drift").inner_text() == "0"
+        missing = page.locator(f"{NEXT} .missing").inner_text()
+        assert "order-service" in missing and "payment-service" in missing
         browser.close()
     assert shot.read_bytes().startswith(b"\x89PNG")
     if target := os.environ.get("SHOP_CONSOLE_SCREENSHOT"):

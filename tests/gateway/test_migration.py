@@ -86,6 +86,7 @@ def test_the_endpoint_names_the_stage_the_next_step_and_who_is_down(system):
     following = data["stage"]["next"]
     assert (following["number"], following["name"]) == (1, STAGES[1].name)
     assert following["steps"] == [step.describe() for step in STAGES[1].steps]
+    assert following["needs"] == list(STAGES[1].needs) and following["missing"] == []
     states = {p["name"]: p["state"] for p in data["processes"]}
     assert {name: states[name] for name in RUNNING} == dict.fromkeys(RUNNING, "ready")
     assert {states[n] for n in PROCESSES if n not in RUNNING} == {"down"}
