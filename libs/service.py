@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from libs.observability.health import Readiness, health_router
 from libs.observability.logging import AccessLog
 from libs.observability.metrics import HttpMetrics, MetricsMiddleware, metrics_router
+from libs.openapi import install_openapi
 from libs.response.server import RequestContext, install_envelope
 from libs.timeouts.server import ServerTimeLimit
 
@@ -51,4 +52,5 @@ def create_service_app(options: ServiceOptions, lifespan: Lifespan | None = None
 
     app.include_router(health_router(readiness))
     app.include_router(metrics_router(metrics.registry))
+    install_openapi(app)  # the document describes the envelope and the security schemes
     return app

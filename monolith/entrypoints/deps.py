@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from libs.auth import TokenIssuer
+from libs.openapi import answers
 from libs.response import ApiError
 from monolith.service_layer.features import Features, Values
 from monolith.service_layer.points import Points
@@ -76,6 +77,7 @@ def _is_read(request: Request) -> bool:
     return request.method in ("GET", "HEAD")
 
 
+@answers(410)
 def member_feature(request: Request) -> Iterator[Values]:
     """Guards the monolith's member routes. Login is a read, allowed while writes are
     moving."""
@@ -83,10 +85,12 @@ def member_feature(request: Request) -> Iterator[Values]:
     yield from _guard(request, MEMBERS, is_read)
 
 
+@answers(410)
 def order_feature(request: Request) -> Iterator[Values]:
     yield from _guard(request, ORDERS, _is_read(request))
 
 
+@answers(410)
 def payment_feature(request: Request) -> Iterator[Values]:
     yield from _guard(request, PAYMENTS, _is_read(request))
 

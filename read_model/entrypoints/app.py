@@ -93,7 +93,7 @@ async def view_document(request: Request, kind: str, key: str, _: Actor):
     return ok(asdict(view))
 
 
-@admin_router.post("/rebuild")
+@admin_router.post("/rebuild", status_code=202)
 async def start_rebuild(request: Request, _: Actor):
     """Starts a rebuild (202); `GET /admin/read-model` shows its progress. 409 while one
     runs."""

@@ -18,7 +18,7 @@ from monolith.service_layer import members as handlers
 router = APIRouter(prefix="/api/members", tags=["members"], dependencies=[Depends(member_feature)])
 
 
-@router.post("")
+@router.post("", status_code=201)
 def signup(body: MemberCreate, uow: UowDep):
     member = handlers.signup(commands.Signup(**body.model_dump()), uow)
     return ok(member, status=201)

@@ -14,7 +14,7 @@ from monolith.service_layer import orders as handlers
 router = APIRouter(prefix="/api/orders", tags=["orders"], dependencies=[Depends(order_feature)])
 
 
-@router.post("")
+@router.post("", status_code=201)
 def place_order(body: OrderCreate, member_id: CurrentMember, uow: UowDep):
     lines = [LineRequest(item.product_id, item.quantity) for item in body.items]
     return ok(handlers.place_order(commands.PlaceOrder(member_id, lines), uow), status=201)

@@ -37,7 +37,7 @@ def _answer(outcome: Outcome):
     return ok(outcome.body, status=outcome.status, headers=headers)
 
 
-@router.post("")
+@router.post("", status_code=201)
 def pay(
     request: Request,
     body: PaymentCreate,

@@ -19,6 +19,7 @@ import httpx
 from fastapi import APIRouter, Depends, Header, Request
 
 from libs.bearer import bearer_token, current_member
+from libs.openapi import MEMBER_TOKEN, answers
 from libs.response import ok
 from monolith.entrypoints.schemas import OrderIdPath
 from read_model.fanout import compose_my_page_http, compose_order_http
@@ -42,6 +43,7 @@ def compose_client(base_url: str, read_timeout: float) -> httpx.AsyncClient:
     )
 
 
+@answers(401, security=MEMBER_TOKEN)
 async def caller_token(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> str:

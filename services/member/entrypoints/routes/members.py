@@ -21,7 +21,7 @@ def _announce(request: Request) -> None:
     request.app.state.relay.notify()
 
 
-@router.post("")
+@router.post("", status_code=201)
 def signup(request: Request, body: MemberCreate, data: DataDep):
     member = handlers.signup(commands.Signup(**body.model_dump()), data)
     _announce(request)

@@ -21,7 +21,7 @@ def _announce(request: Request) -> None:
     request.app.state.relay.notify()
 
 
-@router.post("")
+@router.post("", status_code=201)
 def place_order(
     request: Request,
     body: OrderCreate,

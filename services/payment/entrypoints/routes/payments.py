@@ -39,7 +39,7 @@ def _answer(request: Request, outcome: Outcome):
     return ok(outcome.body, status=outcome.status, headers=headers)
 
 
-@router.post("")
+@router.post("", status_code=201)
 def pay(
     request: Request,
     body: PaymentCreate,
