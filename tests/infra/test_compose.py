@@ -3,7 +3,9 @@ Specification's JSON schema, and everything it names exists in the project. Ever
 process has a service that runs it from the one image; each service's SHOP_ variables are
 settings of the process it runs, and the settings they make validate as the container would
 load them; the ports published are the processes' configured ports; every image is pinned;
-no secret is written in the file and every variable it reads is documented in .env.example.
+no secret is written in the file and every variable it reads is documented in .env.example;
+and Grafana's dashboards name only the provisioned datasource and metrics some process
+exports, so a renamed metric cannot leave a panel blank.
 
 The schema is not kept in the repository: infra/compose/fetch_schema.py reads it from the
 Go module proxy into ~/.cache/shop/ once. Where the proxy cannot be reached the schema test
@@ -34,18 +36,21 @@ from infra.extractions import EXTRACTIONS
 from infra.kafka.runtime import KAFKA_VERSION
 from infra.processes import PROCESSES
 from infra.settings import SharedSettings
+from tests.test_docs_metrics import exported
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = ROOT / "infra" / "compose"
 COMPOSE = HERE / "docker-compose.yml"
 DOCKERFILE = HERE / "Dockerfile"
 ENV_EXAMPLE = HERE / ".env.example"
+GRAFANA = HERE / "grafana"
 SHOP_IMAGE = "strangler-shop"
 NETWORK_HOLDER = "shop-network"
 # ${VAR}, ${VAR:?message}, ${VAR?message}, ${VAR:-default}, ${VAR-default}; $$ is a literal $.
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[?-])([^}]*))?\}")
 BARE_VARIABLE = re.compile(r"(?<!\$)\$[A-Za-z_]")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|AUTH", re.IGNORECASE)
+METRIC = re.compile(r"\bshop_[a-z0-9_]+")
 
 
 @functools.cache
@@ -337,3 +342,83 @@ def test_every_variable_the_file_reads_is_documented_in_the_example():
         assert comments[at - 1].startswith("#"), f"{name} has no comment in .env.example"
     with pytest.raises(AssertionError, match="SHOP_ADMIN_TOKEN"):
         interpolate(compose(), filled_env() | {"SHOP_ADMIN_TOKEN": ""})
+
+
+# --- Grafana ------------------------------------------------------------------------------
+
+
+@functools.cache
+def datasource() -> dict[str, Any]:
+    (path,) = (GRAFANA / "provisioning" / "datasources").glob("*.yml")
+    (found,) = yaml.safe_load(path.read_text())["datasources"]
+    return found
+
+
+def dashboards() -> list[Path]:
+    found = sorted((GRAFANA / "dashboards").glob("*.json"))
+    assert GRAFANA / "dashboards" / "migration-overview.json" in found
+    return found
+
+
+def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def test_grafana_is_provisioned_with_the_compose_prometheus_and_the_dashboards():
+    doc = compose()
+    source = datasource()
+    assert source["type"] == "prometheus" and source["uid"]
+    url = urlsplit(source["url"])
+    prometheus = doc["services"][url.hostname]
+    assert prometheus["image"].startswith("prom/prometheus:")
+    assert f"127.0.0.1:{url.port}:{url.port}" in prometheus["ports"]
+    assert "./prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    scrape = yaml.safe_load((HERE / "prometheus" / "prometheus.yml").read_text())
+    assert source["jsonData"]["timeInterval"] == scrape["global"]["scrape_interval"]
+    (path,) = (GRAFANA / "provisioning" / "dashboards").glob("*.yml")
+    (provider,) = yaml.safe_load(path.read_text())["providers"]
+    mounts = dict(v.rsplit(":", 2)[:2] for v in doc["services"]["grafana"]["volumes"])
+    assert mounts["./grafana/dashboards"] == provider["options"]["path"]
+    assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+
+
+def test_every_dashboard_panel_queries_the_provisioned_datasource():
+    uid = datasource()["uid"]
+    for path in dashboards():
+        dashboard = json.loads(path.read_text())
+        assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 36
+        ids = [p["id"] for p in panels(dashboard)]
+        assert len(ids) == len(set(ids)), f"{path.name}: panel ids repeat"
+        queried, taken = 0, set()
+        for panel in panels(dashboard):
+            grid = panel["gridPos"]
+            assert grid["w"] > 0 and grid["h"] > 0 and grid["x"] + grid["w"] <= 24, panel["title"]
+            cells = {
+                (x, y)
+                for x in range(grid["x"], grid["x"] + grid["w"])
+                for y in range(grid["y"], grid["y"] + grid["h"])
+            }
+            assert not cells & taken, f"{panel['title']} overlaps another panel"
+            taken |= cells
+            if panel["type"] in ("row", "text"):
+                continue
+            assert panel["datasource"] == {"type": "prometheus", "uid": uid}, panel["title"]
+            assert panel["targets"], panel["title"]
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == uid and target["expr"], panel["title"]
+                queried += 1
+        assert queried
+
+
+def test_every_metric_a_dashboard_names_is_exported_by_some_process():
+    names = exported()
+    used: set[str] = set()
+    for path in dashboards():
+        dashboard = json.loads(path.read_text())
+        for panel in panels(dashboard):
+            for target in panel.get("targets", []):
+                used |= set(METRIC.findall(target["expr"]))
+    assert {"shop_gateway_requests_total", "shop_read_model_freshness_seconds_bucket"} <= used
+    assert used - names == set()
