@@ -39,12 +39,25 @@ from infra.stages import (
 )
 from libs.response import ServiceError, parse_envelope
 
-# Short enough that one process that hangs cannot hold the console's poll past a second.
-TIMEOUT = httpx.Timeout(0.8, connect=0.3)
+# A process that is not listening is refused at once; one that is busy gets two seconds to
+# answer (seven processes share two cores under the demo's load: half a second of queueing is
+# ordinary there), after which it shows as slow for this round.
+TIMEOUT = httpx.Timeout(2.0, connect=0.5)
 CACHE_SECONDS = 1.0
 # The read model's freshness over this recent window, beside the process lifetime's.
 FRESHNESS_WINDOW_SECONDS = 60.0
 PARKED_LIMIT = 1000
+# The only series read from /metrics: the rest of each exposition is dropped before parsing,
+# so a poll costs the gateway's event loop (which proxies the traffic) next to nothing.
+SERIES = (
+    "shop_sync_lag_seconds",
+    "shop_sync_pending_changes",
+    "shop_reconcile_drift_rows",
+    "shop_outbox_backlog",
+    "shop_outbox_oldest_age_seconds",
+    "shop_consumer_lag",
+    "shop_read_model_freshness_seconds",
+)
 
 Samples = list[tuple[str, dict[str, str], float]]  # (sample name, labels, value)
 
@@ -55,7 +68,7 @@ class _Answers:
     metrics by process. A missing entry is a process that did not answer."""
 
     admin: dict[tuple[str, str], Any] = field(default_factory=dict)
-    ready: dict[str, bool | None] = field(default_factory=dict)  # None: no answer at all
+    states: dict[str, str] = field(default_factory=dict)  # ready, not ready, slow, down
     metrics: dict[str, Samples] = field(default_factory=dict)
 
 
@@ -77,7 +90,7 @@ class _GatheredEngine(StageEngine):
         return self.answers.admin[(process, path)]
 
     def _ready(self, process: str) -> bool:
-        return bool(self.answers.ready.get(process))
+        return self.answers.states.get(process) == "ready"
 
 
 class MigrationWatch:
@@ -130,12 +143,12 @@ class MigrationWatch:
         return {
             "stage": self._stage(engine, observed, current),
             "extractions": [self._extraction(e, answers, current) for e in self.extractions],
-            "events": _events(answers),
+            "events": _events(answers, order=list(self.urls)),
             "read_model": self._read_model(answers),
             "processes": [
                 {"name": "gateway", "state": "ready", "url": None},
                 *(
-                    {"name": name, "state": _state(answers.ready.get(name)), "url": url}
+                    {"name": name, "state": answers.states.get(name, "down"), "url": url}
                     for name, url in self.urls.items()
                 ),
             ],
@@ -161,7 +174,7 @@ class MigrationWatch:
         calls += [self._metrics(answers, name) for name in self.urls]
         # The gateway is the one answering: its table is read in-process, and it is ready.
         answers.admin[("gateway", "/admin/routes")] = self.gateway_routes()
-        answers.ready["gateway"] = True
+        answers.states["gateway"] = "ready"
         await asyncio.gather(*calls)
         return answers
 
@@ -177,9 +190,11 @@ class MigrationWatch:
     async def _health(self, answers: _Answers, process: str) -> None:
         try:
             response = await self.http.get(f"{self.urls[process]}/health/ready")
-            answers.ready[process] = response.status_code == 200
-        except httpx.HTTPError:
-            answers.ready[process] = None
+            answers.states[process] = "ready" if response.status_code == 200 else "not ready"
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            answers.states[process] = "down"
+        except httpx.HTTPError:  # it took the connection but answered nothing in time
+            answers.states[process] = "slow"
 
     async def _metrics(self, answers: _Answers, process: str) -> None:
         try:
@@ -187,7 +202,7 @@ class MigrationWatch:
             response.raise_for_status()
             answers.metrics[process] = [
                 (s.name, s.labels, s.value)
-                for family in text_string_to_metric_families(response.text)
+                for family in text_string_to_metric_families(keep_series(response.text, SERIES))
                 for s in family.samples
             ]
         except (httpx.HTTPError, ValueError):
@@ -237,7 +252,7 @@ class MigrationWatch:
         return {
             "name": extraction.name,
             "service": service,
-            "up": answers.ready.get(service) is not None,
+            "up": answers.states.get(service, "down") != "down",
             "phase": phase,
             "mode": mode.get("mode") if isinstance(mode, dict) else None,
             "sync": {
@@ -253,7 +268,7 @@ class MigrationWatch:
         buckets = _buckets(answers.metrics.get(READ_MODEL, []), "shop_read_model_freshness_seconds")
         recent = self._freshness.add(buckets) if buckets else {}
         return {
-            "up": answers.ready.get(READ_MODEL) is not None,
+            "up": answers.states.get(READ_MODEL, "down") != "down",
             "generation": admin.get("generation") if isinstance(admin, dict) else None,
             "views": admin.get("views") if isinstance(admin, dict) else None,
             "freshness": {
@@ -268,18 +283,16 @@ def _describe(stage: Stage) -> dict[str, Any]:
             "data": stage.data, "watch": stage.watch}  # fmt: skip
 
 
-def _state(ready: bool | None) -> str:
-    return {True: "ready", False: "not ready", None: "down"}[ready]
-
-
-def _events(answers: _Answers) -> dict[str, Any]:
+def _events(answers: _Answers, order: list[str]) -> dict[str, Any]:
+    """Every outbox and consumer group the processes export, in the process table's order."""
     outboxes, consumers = [], []
-    for process, samples in answers.metrics.items():
+    for process in (p for p in order if p in answers.metrics):
+        samples = answers.metrics[process]
         for name, labels, value in samples:
-            if name == "shop_outbox_backlog":
+            if name == "shop_outbox_backlog":  # labelled by its process: one set per registry
                 age = _value(samples, "shop_outbox_oldest_age_seconds", labels)
-                outboxes.append({"process": process, "publisher": labels.get("process", ""),
-                                 "backlog": value, "oldest_age_seconds": age})  # fmt: skip
+                outboxes.append({"process": labels.get("process", process), "backlog": value,
+                                 "oldest_age_seconds": age})  # fmt: skip
         lag: dict[str, float] = {}
         for name, labels, value in samples:
             if name == "shop_consumer_lag":
@@ -298,6 +311,18 @@ def _parked(answers: _Answers, process: str) -> dict[str, int]:
     for event in found.get("parked", []) if isinstance(found, dict) else []:
         counts[event["consumer_group"]] = counts.get(event["consumer_group"], 0) + 1
     return counts
+
+
+def keep_series(exposition: str, names: tuple[str, ...]) -> str:
+    """The lines of a Prometheus exposition that belong to these metric families (their
+    samples, `_bucket`/`_sum`/`_count` included, and their HELP and TYPE comments)."""
+    kept = []
+    for line in exposition.splitlines():
+        parts = line.split(" ", 3) if line.startswith("#") else [line]
+        name = parts[2] if len(parts) > 2 else parts[0]
+        if name.startswith(names):
+            kept.append(line)
+    return "\n".join(kept) + "\n"
 
 
 def _value(samples: Samples, name: str, labels: Mapping[str, str]) -> float | None:
@@ -320,9 +345,13 @@ def _quantiles(buckets: Mapping[float, float]) -> dict[str, Any]:
     count = buckets.get(math.inf, 0.0)
     return {
         "count": count,
-        "p50_seconds": quantile(buckets, 0.5),
-        "p99_seconds": quantile(buckets, 0.99),
+        "p50_seconds": _rounded(quantile(buckets, 0.5)),
+        "p99_seconds": _rounded(quantile(buckets, 0.99)),
     }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 4)
 
 
 def quantile(buckets: Mapping[float, float], q: float) -> float | None:

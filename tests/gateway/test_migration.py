@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from gateway.app import create_app as create_gateway
-from gateway.migration import RecentWindow, quantile
+from gateway.migration import SERIES, RecentWindow, keep_series, quantile
 from infra.processes import PROCESSES
 from infra.settings import DEV_ADMIN_TOKEN, ReadModelSettings
 from infra.stages import STAGES, Endpoints, StageEngine
@@ -130,3 +130,17 @@ def test_freshness_quantiles_are_read_from_the_buckets_as_prometheus_does():
     assert window.add({0.01: 10.0, inf: 10.0}) == {0.01: 0.0, inf: 0.0}
     assert window.add({0.01: 12.0, inf: 15.0}) == {0.01: 2.0, inf: 5.0}
     assert window.add({0.01: 1.0, inf: 1.0}) == {0.01: 0.0, inf: 0.0}  # restarted: counts anew
+
+
+def test_only_the_series_the_console_shows_are_parsed_from_metrics():
+    exposition = """# HELP shop_outbox_backlog Committed outbox events not yet published.
+# TYPE shop_outbox_backlog gauge
+shop_outbox_backlog{process="monolith"} 3.0
+# HELP shop_http_requests_total Requests.
+# TYPE shop_http_requests_total counter
+shop_http_requests_total{route="/api/members"} 120.0
+shop_read_model_freshness_seconds_bucket{le="0.1"} 4.0
+# EOF
+"""
+    kept = keep_series(exposition, SERIES).splitlines()
+    assert kept == [*exposition.splitlines()[:3], exposition.splitlines()[6]]
