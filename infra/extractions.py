@@ -22,6 +22,8 @@ import sqlalchemy as sa
 from infra.settings import OrderServiceSettings, ServiceSettings, SharedSettings
 from libs.dualwrite import MigrationSpec
 from libs.extraction import ExtractionConfig
+from libs.extraction.preconditions import ModePreconditions
+from monolith.service_layer.features import stored_values
 
 Phase = Literal["before", "shared", "ramp", "dual", "single"]
 PHASES: tuple[Phase, ...] = ("shared", "ramp", "dual", "single")
@@ -128,7 +130,31 @@ class Extraction:
             sync_interval=settings.sync_interval,
             server_limit=settings.server_limit,
             admin_token=settings.admin_token,
+            preconditions=ModePreconditions(self.mode_requires(), monolith_features),
         )
+
+    def mode_requires(self) -> dict[str, dict[str, frozenset[str]]]:
+        """Data mode -> monolith feature -> the values that allow it: the value the feature
+        is given on entering that phase (or the last phase before that set it), or any a
+        later phase gives it (single write's `retired` allows dual write too, so the stage
+        engine's walk back, data mode first, is not refused)."""
+        order: tuple[Phase, ...] = ("dual", "single")
+        required: dict[str, dict[str, frozenset[str]]] = {}
+        for index, mode in enumerate(order):
+            current: dict[str, str] = {}
+            for phase in order[: index + 1]:
+                current |= dict(self.features.get(phase, ()))
+            later = [dict(self.features.get(p, ())) for p in order[index + 1 :]]
+            required[mode] = {
+                name: frozenset({value, *(f[name] for f in later if name in f)})
+                for name, value in current.items()
+            }
+        return required
+
+
+def monolith_features(legacy: sa.Engine) -> Mapping[str, str]:
+    """The monolith's feature switches as it would serve them, from the legacy DB."""
+    return stored_values(legacy)
 
 
 def legacy_url(settings: SharedSettings) -> str:

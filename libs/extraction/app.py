@@ -16,6 +16,7 @@ from libs.db import ping
 from libs.dualwrite import MigrationSpec
 from libs.extraction import admin
 from libs.extraction.data import ExtractionData
+from libs.extraction.preconditions import ModePreconditions
 from libs.extraction.runtime import extraction_runtime
 from libs.service import ServiceOptions, create_service_app
 
@@ -33,6 +34,8 @@ class ExtractionConfig:
     sync_interval: float
     server_limit: float
     admin_token: str
+    # What the admin API checks before a data-mode change (None: nothing outside the service).
+    preconditions: ModePreconditions | None = None
 
 
 def create_extraction_app(
@@ -57,6 +60,7 @@ def create_extraction_app(
     options = ServiceOptions(config.process, server_limit_seconds=config.server_limit)
     app = create_service_app(options, lifespan)
     app.state.admin_token = config.admin_token
+    app.state.mode_preconditions = config.preconditions
     for router in (*routers, admin.router):
         app.include_router(router)
     return app

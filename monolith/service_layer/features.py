@@ -39,12 +39,19 @@ DEFAULTS = {name: values[0] for name, values in CHOICES.items()}
 Values = Mapping[str, str]
 
 
+def stored_values(engine: sa.Engine) -> dict[str, str]:
+    """The values a monolith on this legacy DB serves (stored before they take effect); an
+    extracted service checks them before its data mode moves (libs/extraction/
+    preconditions.py)."""
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(features.c.name, features.c.value)).all())
+    return DEFAULTS | _known(stored)
+
+
 class Features:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        with engine.connect() as conn:
-            stored = dict(conn.execute(sa.select(features.c.name, features.c.value)).all())
-        self.switch: Switch[Values] = Switch(DEFAULTS | _known(stored))
+        self.switch: Switch[Values] = Switch(stored_values(engine))
         self.switch.add_hook(self.store)
 
     @property

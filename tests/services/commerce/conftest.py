@@ -150,8 +150,13 @@ def commerce(db_urls, tmp_path, monkeypatch) -> Callable[..., Any]:
                 apps,
                 urls,
             )
-            for service in ("order-service", "payment-service"):
+            for extraction in (ORDERS, PAYMENTS):
+                service = extraction.service.name
                 for step in {"shared": [], "dual": ["dual"], "single": ["dual", "single"]}[mode]:
+                    # The monolith's features first, as the stage engine sets them.
+                    flips = {"features": dict(extraction.features.get(step, ()))}
+                    flipped = clients["monolith"].put("/admin/features", json=flips, headers=ADMIN)
+                    assert flipped.status_code == 200, flipped.text
                     switched = clients[service].put(
                         "/admin/data-mode", json={"mode": step}, headers=ADMIN
                     )

@@ -13,11 +13,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from infra.extractions import MEMBERS
 from infra.settings import DEV_ADMIN_TOKEN
 from infra.supervisor import free_port
 from libs.db import make_engine
 from libs.extraction import ExtractionData
 from monolith.adapters.migrate import upgrade as upgrade_legacy
+from monolith.service_layer.features import Features
 from services.member.entrypoints.app import create_app
 from tests.support.brokers import NO_BROKER
 from tests.support.servers import serving
@@ -56,6 +58,18 @@ class MemberService:
 
     def switch(self, mode: str) -> httpx.Response:
         return self.http.put("/admin/data-mode", json={"mode": mode}, headers=ADMIN)
+
+    def move(self, mode: str) -> httpx.Response:
+        """Switch forward the way the stage engine does: the monolith's member features set
+        for that mode first (where it keeps them, the legacy DB; no monolith runs here)."""
+        Features(self.legacy).change(dict(staged_features(mode)))
+        return self.switch(mode)
+
+
+def staged_features(mode: str) -> list[tuple[str, str]]:
+    """The monolith's member features as the stage walk has them when the data is in `mode`."""
+    phases = {"shared": (), "dual": ("dual",), "single": ("dual", "single")}[mode]
+    return [feature for phase in phases for feature in MEMBERS.features.get(phase, ())]
 
 
 def auth(token: str) -> dict[str, str]:

@@ -199,11 +199,11 @@ def test_a_members_history_runs_on_across_every_switch_of_the_data_mode(
             answer = service.http.patch("/api/members/me", json={"name": name}, headers=auth(token))
             assert answer.status_code == 200, answer.text
 
-        assert service.switch("dual").status_code == 200
+        assert pair.staged("dual").status_code == 200
         change("Lee Dual")
         pair.credit(member_id, 700)
         assert version(service.legacy, member_id) == version(service.new, member_id) == 3
-        assert service.switch("single").status_code == 200
+        assert pair.staged("single").status_code == 200
         change("Lee Single")
         assert (version(service.legacy, member_id), version(service.new, member_id)) == (3, 4)
         assert service.switch("dual").status_code == 200  # back: the legacy rows catch up
@@ -260,7 +260,7 @@ def test_the_relays_publish_a_members_events_under_its_key(member_service, setti
         service = pair.service
         email, member_id = service.signup("Choi")
         token = service.token(email)
-        assert service.switch("dual").status_code == 200
+        assert pair.staged("dual").status_code == 200
         patched = service.http.patch("/api/members/me", json={"name": "C"}, headers=auth(token))
         assert patched.status_code == 200, patched.text
         pair.credit(member_id, 300)

@@ -29,7 +29,7 @@ def test_the_mode_moves_from_shared_through_dual_to_single_under_writes(member_s
     with member_service("shared") as service:
         shared_email, _ = service.signup("Kim")
 
-        to_dual = service.switch("dual")
+        to_dual = service.move("dual")
         assert to_dual.status_code == 200, to_dual.text
         assert to_dual.json()["data"] | {} == {
             "migration": "members",
@@ -42,7 +42,7 @@ def test_the_mode_moves_from_shared_through_dual_to_single_under_writes(member_s
         dual_email, _ = service.signup("Lee")
         assert dual_email in emails(service.legacy) & emails(service.new)
 
-        assert service.switch("single").status_code == 200
+        assert service.move("single").status_code == 200
         legacy_before = emails(service.legacy)
         single_email, _ = service.signup("Park")
         assert single_email in emails(service.new)
@@ -57,7 +57,7 @@ def test_the_mode_moves_from_shared_through_dual_to_single_under_writes(member_s
 def test_single_mode_freezes_the_legacy_member_tables(member_service):
     with member_service("dual") as service:
         service.signup("Jung")
-        assert service.switch("single").status_code == 200
+        assert service.move("single").status_code == 200
         with pytest.raises(sa.exc.DBAPIError, match="frozen"), service.legacy.begin() as conn:
             conn.execute(sa.text("UPDATE members SET name = 'x'"))
 
@@ -69,7 +69,7 @@ def test_a_cutover_on_drift_is_refused_and_the_mode_stays_dual(member_service):
             conn.execute(
                 sa.text("UPDATE members SET name = 'Drift' WHERE id = :id"), {"id": member_id}
             )
-        refused = service.switch("single")
+        refused = service.move("single")
         assert refused.status_code == 409
         assert refused.json()["error"]["code"] == "DRIFT_BLOCKS_CUTOVER"
         assert refused.json()["error"]["details"]
@@ -98,7 +98,7 @@ def test_no_acknowledged_signup_is_lost_while_the_mode_moves_under_live_writes(m
         try:
             for mode in ("dual", "single"):
                 time.sleep(0.5)
-                assert service.switch(mode).status_code == 200
+                assert service.move(mode).status_code == 200
             time.sleep(0.5)
         finally:
             stop.set()
@@ -110,7 +110,7 @@ def test_no_acknowledged_signup_is_lost_while_the_mode_moves_under_live_writes(m
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 async def test_a_restart_in_an_earlier_mode_after_single_write_is_refused(settings_for):
     with running(settings_for("dual")) as service:
-        assert service.switch("single").status_code == 200
+        assert service.move("single").status_code == 200
     with pytest.raises(FrozenLegacyTables, match="frozen"):
         async with runtime_of(settings_for("shared")):
             pass

@@ -26,7 +26,14 @@ from monolith.entrypoints.app import create_app as create_monolith
 from monolith.service_layer import events
 from services.member.client import BlockingMemberClient
 from services.member.service_layer import points as member_points
-from tests.services.member.conftest import ADMIN, PASSWORD, Environment, MemberService, auth
+from tests.services.member.conftest import (
+    ADMIN,
+    PASSWORD,
+    Environment,
+    MemberService,
+    auth,
+    staged_features,
+)
 from tests.support.servers import serving
 
 # Dual writes on PostgreSQL commit in two phases (tests/conftest.py: two_phase).
@@ -45,6 +52,12 @@ class Pair:
     def features(self, **values: str) -> httpx.Response:
         body = {"features": values}
         return self.monolith.put("/admin/features", json=body, headers=ADMIN)
+
+    def staged(self, mode: str) -> httpx.Response:
+        """The service's data mode moved forward as the stage engine moves it: the monolith's
+        member features for that mode first, then the data mode."""
+        assert self.features(**dict(staged_features(mode))).status_code == 200
+        return self.service.switch(mode)
 
     def member(self) -> tuple[int, str]:
         email, member_id = self.service.signup("Lee")
@@ -151,7 +164,7 @@ def pair_in(member_service, settings_for, mode: str, points: str, **overrides) -
         if points != "local":
             assert pair.features(member_points=points).status_code == 200
         for step in {"shared": [], "dual": ["dual"], "single": ["dual", "single"]}[mode]:
-            assert svc.switch(step).status_code == 200, step
+            assert pair.staged(step).status_code == 200, step
         yield pair
 
 
