@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from gateway.admin import admin_router, routes_view
 from gateway.console import console_router
 from gateway.defaults import default_table
+from gateway.health import BackendHealth
 from gateway.metrics import GatewayMetrics
 from gateway.migration import MigrationWatch
 from gateway.proxy import EdgeProxy
@@ -41,6 +42,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway = build_gateway(settings, app.state.gateway_metrics, extractions)
         await gateway.upstreams.start()
+        gateway.health.start()
         gateway.ramps.resume()
         gateway.start_ticker()
         app.state.gateway = gateway
@@ -108,6 +110,14 @@ def build_gateway(
         timeouts=settings.gateway_timeouts,
         server_limit=settings.gateway_server_limit,
         retries=settings.gateway_retries,
+        health=BackendHealth(
+            backends,
+            metrics.registry,
+            interval=settings.gateway_health_interval,
+            hold=settings.gateway_hold_seconds,
+        ),
+        max_body_bytes=settings.gateway_max_body_bytes,
+        body_idle_seconds=settings.gateway_body_idle_timeout,
     )
     gateway.ramps.restore(saved.get("ramps"))
     metrics.show_weights(registry.table)

@@ -15,6 +15,7 @@ RAMP_STATES = ("running", "completed", "rolled_back", "aborted", "stalled", "int
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         self.requests = Counter(
             "shop_gateway_requests_total",
             "Requests proxied, by route, backend and status code.",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from urllib.parse import quote, unquote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -29,7 +30,7 @@ from libs.response.server import error_response
 from libs.routing import Route, sticky_key
 from libs.routing.sticky import session_cookie
 from libs.routing.table import AmbiguousPath, normalise_path
-from libs.routing.upstream import BrokenStream, Outcome
+from libs.routing.upstream import BodyRefused, BrokenStream, CallerGone, Outcome, read_body
 from libs.timeouts import CallTimeouts
 from libs.timeouts.deadline import parse_budget_ms
 
@@ -103,6 +104,30 @@ async def proxy(gateway: Gateway, route: Route, scope: Scope, receive: Receive, 
             else gateway.timeouts
         )
         budget = _budget(gateway.server_limit, wanted.get(b"x-shop-deadline-ms"))
+        deadline = time.monotonic() + budget
+        try:
+            body = await read_body(
+                scope,
+                receive,
+                limit=gateway.max_body_bytes,
+                idle_seconds=gateway.body_idle_seconds,
+                total_seconds=budget,
+            )
+        except CallerGone:
+            return
+        except BodyRefused as refused:
+            answer = error_response(
+                refused.status, refused.code, refused.message, refused.details, own
+            )
+            await answer(scope, receive, send)
+            return
+        # Out of rotation (draining, restarting): held until it is back, within the budget.
+        await gateway.health.admit(backend, deadline - time.monotonic())
+
+        async def back_in_rotation() -> bool:
+            gateway.health.refused(backend)
+            return await gateway.health.admit(backend, deadline - time.monotonic())
+
         try:
             outcome = await gateway.upstreams.forward(
                 backend,
@@ -116,6 +141,9 @@ async def proxy(gateway: Gateway, route: Route, scope: Scope, receive: Receive, 
                 response_headers=extra,
                 error_headers=own,
                 capture_body=mirror,
+                body=body,
+                total_seconds=max(deadline - time.monotonic(), 0.001) + 0.25,
+                on_refused=back_in_rotation,
             )
         except BrokenStream as broken:
             gateway.record(route.name, backend, Outcome(broken.status, 0.0, "broken"))

@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.health import BackendHealth
 from gateway.metrics import GatewayMetrics
 from gateway.ramp_runner import RampController
 from gateway.registry import RouteRegistry
@@ -31,6 +32,9 @@ class Gateway:
     timeouts: CallTimeouts
     server_limit: float
     retries: int
+    health: BackendHealth
+    max_body_bytes: int = 1_048_576
+    body_idle_seconds: float = 5.0
     console_window_seconds: float = 10.0
     _ticker: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -59,6 +63,7 @@ class Gateway:
     async def close(self) -> None:
         await self.ramps.close()
         await self.shadow.close()
+        await self.health.close()
         if self._ticker:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

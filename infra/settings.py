@@ -210,6 +210,16 @@ class GatewaySettings(SharedSettings):
     gateway_state_file: Path | None = None  # default: SHOP_DATA_DIR/gateway-state.json
     gateway_retries: int = Field(1, ge=0, le=3)  # idempotent requests, connection failures only
     gateway_max_connections: int = Field(256, gt=0)
+    # Request bodies are read whole before a backend is asked (a slow upload holds no pooled
+    # connection): at most this many bytes (413 above), no gap longer than the idle timeout
+    # between their pieces (408).
+    gateway_max_body_bytes: int = Field(1_048_576, gt=0)
+    gateway_body_idle_timeout: float = Field(5.0, gt=0)
+    # Each backend's /health/ready is asked every interval; one that stops answering ready
+    # (draining, restarting) is out of rotation, and requests for it are held up to this long
+    # after it went, so a restart behind the gateway is latency, not errors.
+    gateway_health_interval: float = Field(0.25, gt=0)
+    gateway_hold_seconds: float = Field(10.0, ge=0)
     # Shadow (parallel run): the share mirrored when a route's shadow rule names none, and the
     # fields ignored on every comparison because they differ on every call.
     gateway_shadow_percent: float = Field(10.0, ge=0, le=100)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -107,25 +107,35 @@ class Upstreams:
         response_headers: Sequence[tuple[bytes, bytes]] = (),
         error_headers: Mapping[str, str] | None = None,
         capture_body: bool = False,
+        body: bytes | None = None,
+        total_seconds: float | None = None,
+        on_refused: Callable[[], Awaitable[bool]] | None = None,
     ) -> Outcome:
         """Relay the backend's answer with `response_headers` added, or answer 502/504 as an
-        envelope with `error_headers` when the backend cannot be reached or is too slow."""
+        envelope with `error_headers` when the backend cannot be reached or is too slow.
+
+        `body`: the request body read already (read_body), so it can be sent again; None
+        streams it from `receive` as it arrives. `total_seconds` bounds the whole exchange.
+        `on_refused`: asked after a refused connection (nothing was sent, so any method may
+        go again); True means try again now, as often as it says so."""
         started = time.perf_counter()
         method = scope["method"]
         # encoded=True: the path goes out exactly as given (the gateway's normalised one), not
         # requoted or resolved again on the way.
         url = URL(self.urls[backend] + _target(scope), encoded=True)
         headers = _upstream_headers(scope, request_id, deadline_seconds)
-        body = _request_body(scope, receive)
-        timeout = _timeout(timeouts, deadline_seconds)
+        stream = _request_body(scope, receive) if body is None else None
+        timeout = _timeout(timeouts, deadline_seconds, total_seconds)
         attempts = 1 + (retries if method in IDEMPOTENT_METHODS else 0)
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        while attempt < attempts:
+            attempt += 1
             try:
                 async with self.session.request(
                     method,
                     url,
                     headers=headers,
-                    data=body.stream() if body else None,
+                    data=stream.stream() if stream else body or None,
                     timeout=timeout,
                     allow_redirects=False,
                     skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
@@ -138,7 +148,11 @@ class Upstreams:
                 # Checked first: aiohttp's read timeout is both a TimeoutError and a ClientError.
                 failed = _Failure(504, "UPSTREAM_TIMEOUT", "timeout", exc, attempt)
             except _CONNECTION_FAILURES as exc:
-                if attempt < attempts and not (body and body.consumed):
+                replayable = not (stream and stream.consumed)
+                if replayable and on_refused is not None and await on_refused():
+                    attempts += 1  # the backend is back: this attempt did not count
+                    continue
+                if attempt < attempts and replayable:
                     continue
                 failed = _Failure(502, "BAD_GATEWAY", "connect", exc, attempt)
             except _DROPPED as exc:
@@ -166,6 +180,65 @@ class _Body:
                 raise aiohttp.ClientPayloadError("the caller went away mid-request")
             yield message.get("body", b"")
             more = message.get("more_body", False)
+
+
+class BodyRefused(Exception):
+    """The request body was not read: too large, or too slow to arrive. Answered as it says,
+    before any backend connection is taken."""
+
+    def __init__(self, status: int, code: str, message: str, details: list[dict]) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+class CallerGone(Exception):
+    """The caller disconnected before its request body was whole: there is no one to answer."""
+
+
+async def read_body(
+    scope: Scope, receive: Receive, *, limit: int, idle_seconds: float, total_seconds: float
+) -> bytes:
+    """The whole request body, read before a backend is asked: a caller that sends it slowly
+    (or never) then holds only its own connection to the gateway, never one of the pool's to a
+    backend. Refused with 413 past `limit` bytes (by Content-Length before reading any, or
+    while reading), 408 when no bytes arrive for `idle_seconds` or the whole body takes longer
+    than `total_seconds`."""
+    for key, value in scope["headers"]:
+        if key == b"content-length" and value.isdigit() and int(value) > limit:
+            raise _too_large(limit, int(value))
+    if _request_body(scope, receive) is None:
+        return b""
+    chunks, size, more = [], 0, True
+    try:
+        async with asyncio.timeout(total_seconds):
+            while more:
+                async with asyncio.timeout(idle_seconds):
+                    message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise CallerGone()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit, None)
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+    except TimeoutError:
+        raise BodyRefused(
+            408,
+            "REQUEST_TIMEOUT",
+            f"The request body did not arrive in time ({size} bytes read).",
+            [{"idle_seconds": idle_seconds, "total_seconds": round(total_seconds, 3)}],
+        ) from None
+    return b"".join(chunks)
+
+
+def _too_large(limit: int, declared: int | None) -> BodyRefused:
+    detail: dict = {"limit_bytes": limit}
+    if declared is not None:
+        detail["content_length"] = declared
+    return BodyRefused(
+        413, "PAYLOAD_TOO_LARGE", f"The request body is over {limit} bytes.", [detail]
+    )
 
 
 def _request_body(scope: Scope, receive: Receive) -> _Body | None:
@@ -198,13 +271,15 @@ def _upstream_headers(
     return headers
 
 
-def _timeout(timeouts: CallTimeouts, deadline_seconds: float | None) -> aiohttp.ClientTimeout:
+def _timeout(
+    timeouts: CallTimeouts, deadline_seconds: float | None, total_seconds: float | None = None
+) -> aiohttp.ClientTimeout:
     read = timeouts.read
     if deadline_seconds is not None:
         # Wait a little past the deadline we pass on, so the backend's own 504 envelope (which
         # says what timed out) arrives before our read timeout fires.
         read = min(read, deadline_seconds + 0.25)
-    return aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=read)
+    return aiohttp.ClientTimeout(total=total_seconds, sock_connect=timeouts.connect, sock_read=read)
 
 
 async def _relay(
