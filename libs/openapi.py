@@ -77,6 +77,12 @@ answers(401, security=MEMBER_TOKEN)(current_member)
 answers(401, 403, security=ADMIN_TOKEN)(require_admin)
 
 
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route that answers an error status of its own (login's 401): the
+    document gives it the error envelope like every other."""
+    return {status: {"description": DESCRIPTIONS.get(status, "An error.")} for status in statuses}
+
+
 def install_openapi(app: FastAPI) -> None:
     """Replaces `app.openapi` with one that describes the envelope and security, built once
     on first use (routes are added after this call)."""
@@ -138,12 +144,14 @@ def _describe_operation(operation: dict[str, Any], route: Any, method: str) -> N
             del operation["parameters"]
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)  # FastAPI's own body, which install_envelope never sends
+    declared = [int(status) for status in responses if status.startswith(("4", "5"))]
     for status, response in responses.items():
         if status.startswith(("2", "3")):
             _wrap_success(response)
-    for status in error_statuses(route.path_format, method, calls):
+    for status in sorted(set(error_statuses(route.path_format, method, calls) + declared)):
         responses[str(status)] = {
-            "description": DESCRIPTIONS.get(status, "An error."),
+            "description": responses.get(str(status), {}).get("description")
+            or DESCRIPTIONS.get(status, "An error."),
             "headers": _header_refs(),
             "content": {"application/json": {"schema": {"$ref": ERROR_ENVELOPE}}},
         }

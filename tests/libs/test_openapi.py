@@ -26,7 +26,7 @@ KNOWN = {
         ("put", "/internal/stock-holds/{order_id}", ADMIN_TOKEN),
         ("put", "/admin/features", ADMIN_TOKEN),
         ("get", "/api/products", None),
-        ("post", "/api/members/login", None),
+        ("get", "/api/products/{product_id}", None),
     ],
     "member-service": [
         ("patch", "/api/members/me", MEMBER_TOKEN),
@@ -112,7 +112,8 @@ def test_authenticated_operations_name_their_security_scheme(documents, name):
         # Every admin path needs the admin token; every 401 comes with a scheme.
         if path.startswith(("/admin", "/internal")):
             assert operation.get("security") == [{ADMIN_TOKEN: []}], (method, path)
-        assert ("401" in operation["responses"]) == ("security" in operation), (method, path)
+        if not path.endswith("/login"):  # wrong credentials: a 401 without a token
+            assert ("401" in operation["responses"]) == ("security" in operation), (method, path)
 
 
 def test_declared_success_statuses_and_the_monolith_s_moved_features(documents):
@@ -126,6 +127,12 @@ def test_declared_success_statuses_and_the_monolith_s_moved_features(documents):
     assert "410" in monolith["/api/members/me"]["get"]["responses"]
     assert "410" in monolith["/api/payments"]["post"]["responses"]
     assert "410" not in monolith["/api/products"]["get"]["responses"]
+    # Login declares its own 401 (wrong credentials), in the envelope like the rest.
+    login = documents["member-service"]["paths"]["/api/members/login"]["post"]
+    assert login["responses"]["401"]["content"]["application/json"]["schema"] == {
+        "$ref": ERROR_ENVELOPE
+    }
+    assert "security" not in login
     # A write may conflict; a read does not.
     assert "409" in monolith["/api/orders/{order_id}/cancel"]["post"]["responses"]
     assert "409" not in monolith["/api/orders"]["get"]["responses"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from libs.bearer import CurrentMember
+from libs.openapi import errors
 from libs.response import ApiError, ok
 from monolith.entrypoints.deps import (
     ReadUowDep,
@@ -24,7 +25,7 @@ def signup(body: MemberCreate, uow: UowDep):
     return ok(member, status=201)
 
 
-@router.post("/login")
+@router.post("/login", responses=errors(401))
 def login(body: LoginIn, uow: ReadUowDep, tokens: TokensDep):
     member_id = handlers.login(commands.Login(body.email, body.password), uow)
     return ok(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from libs.bearer import CurrentMember
+from libs.openapi import errors
 from libs.response import ApiError, ok
 from services.member.entrypoints.deps import DataDep, TokensDep
 from services.member.entrypoints.schemas import LoginIn, MemberCreate, MemberUpdate
@@ -28,7 +29,7 @@ def signup(request: Request, body: MemberCreate, data: DataDep):
     return ok(member, status=201)
 
 
-@router.post("/login")
+@router.post("/login", responses=errors(401))
 def login(body: LoginIn, data: DataDep, tokens: TokensDep):
     member_id = handlers.login(commands.Login(body.email, body.password), data)
     return ok(
