@@ -92,12 +92,15 @@ def compose_config() -> str:
 
 
 def local_config(
-    ports: Mapping[str, int] | None = None, rules_dir: Path = RULES_DIR, **intervals: str
+    ports: Mapping[str, int] | None = None,
+    rules_dir: Path = RULES_DIR,
+    processes: Mapping[str, ProcessSpec] = PROCESSES,
+    **intervals: str,
 ) -> str:
     """For a Prometheus on this machine: the rules by absolute path, since the file is written
     wherever the caller likes (under SHOP_DATA_DIR, a temporary directory)."""
     rules = [str(rules_dir.resolve() / "*.yml")]
-    return render(local_targets(ports), rules, header=LOCAL_HEADER, **intervals)
+    return render(local_targets(ports, processes), rules, header=LOCAL_HEADER, **intervals)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
