@@ -24,6 +24,7 @@ from infra.kafka.runtime import KAFKA_VERSION
 from libs.timeouts import CallTimeouts
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+MIN_ADMIN_TOKEN_LENGTH = 16  # in production; any token will do in development
 DEV_ADMIN_TOKEN = "dev-only-admin-token"
 
 
@@ -87,6 +88,12 @@ class SharedSettings(BaseSettings):
             raise ValueError("SHOP_JWT_SECRET must be at least 32 characters")
         if self.env == "production" and self.admin_token == DEV_ADMIN_TOKEN:
             raise ValueError("SHOP_ADMIN_TOKEN must be set to a real token in production")
+        if self.env == "production" and len(self.admin_token) < MIN_ADMIN_TOKEN_LENGTH:
+            # An empty token compares equal to an empty bearer; a short one is guessed.
+            raise ValueError(
+                f"SHOP_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_LENGTH} characters in "
+                "production"
+            )
         return self
 
     @cached_property

@@ -4,8 +4,10 @@ the other during the ramp."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
+from functools import cache
 
 import jwt
 from argon2 import PasswordHasher
@@ -24,11 +26,19 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def verify_password(stored_hash: str, password: str) -> bool:
+def verify_password(stored_hash: str | None, password: str) -> bool:
+    """Whether `password` is the one `stored_hash` was made from. No hash (no such member):
+    False, after the same work against a dummy hash, so a login for an unknown email takes
+    as long as one with a wrong password and its timing does not tell which emails exist."""
     try:
-        return _hasher.verify(stored_hash, password)
+        return _hasher.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+@cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class InvalidToken(Exception):

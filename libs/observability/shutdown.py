@@ -46,17 +46,19 @@ class GracefulServer(uvicorn.Server):
 KEEP_ALIVE_SECONDS = 75
 
 
-def serve(
+def server_config(
     app,
     *,
     host: str,
     port: int,
-    readiness: Readiness,
     grace_seconds: float,
-    drain_delay: float = 0.0,
-    sockets=None,
-) -> None:
-    config = uvicorn.Config(
+    trusted_proxies: str = "",
+) -> uvicorn.Config:
+    """uvicorn's configuration for every process. `trusted_proxies`: the comma-separated
+    addresses whose X-Forwarded-For and X-Forwarded-Proto are believed; none by default.
+    uvicorn's own default believes them from 127.0.0.1, so any local caller could name the
+    client an admin change is logged for (libs/bearer.py require_admin)."""
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -66,5 +68,23 @@ def serve(
         access_log=False,
         log_config=None,
         lifespan="on",
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=trusted_proxies or None,
+    )
+
+
+def serve(
+    app,
+    *,
+    host: str,
+    port: int,
+    readiness: Readiness,
+    grace_seconds: float,
+    drain_delay: float = 0.0,
+    sockets=None,
+    trusted_proxies: str = "",
+) -> None:
+    config = server_config(
+        app, host=host, port=port, grace_seconds=grace_seconds, trusted_proxies=trusted_proxies
     )
     GracefulServer(config, readiness, drain_delay).run(sockets=sockets)

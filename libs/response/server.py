@@ -13,6 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs import context
@@ -138,7 +139,28 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         if exc.status_code in HTTPStatus._value2member_map_
         else "HTTP_ERROR"
     )
-    return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(sorted(_methods_at(request)))
+    return error_response(exc.status_code, code, message, headers=headers or None)
+
+
+def _methods_at(request: Request) -> set[str]:
+    """Every method the request's path has. Starlette's router stops at the first route whose
+    path matches and names only that route's methods in Allow, so GET and PATCH
+    /api/members/me, two routes, answered `Allow: GET`. Each method is asked of every route
+    (matches() sees through included routers too)."""
+    return {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    }
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -241,6 +241,19 @@ def _too_large(limit: int, declared: int | None) -> BodyRefused:
     )
 
 
+def connection_named(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The header names a message's Connection field lists (every Connection line, comma
+    separated, any case): options for this hop only, dropped before the next (RFC 9110
+    7.6.1), with the fixed hop-by-hop set."""
+    return frozenset(
+        name.strip().lower()
+        for key, value in headers
+        if key == b"connection"
+        for name in value.split(b",")
+        if name.strip()
+    )
+
+
 def _request_body(scope: Scope, receive: Receive) -> _Body | None:
     for key, value in scope["headers"]:
         if key == b"transfer-encoding" or (key == b"content-length" and value != b"0"):
@@ -257,10 +270,11 @@ def _target(scope: Scope) -> str:
 def _upstream_headers(
     scope: Scope, request_id: str, deadline_seconds: float | None
 ) -> list[tuple[str, str]]:
+    named = connection_named(scope["headers"])
     headers = [
         (k.decode("latin-1"), v.decode("latin-1"))
         for k, v in scope["headers"]
-        if k not in _DROP_UPSTREAM
+        if k not in _DROP_UPSTREAM and k not in named
     ]
     headers.append(("X-Request-Id", request_id))
     if deadline_seconds is not None:
@@ -289,7 +303,12 @@ async def _relay(
     extra_headers: Sequence[tuple[bytes, bytes]],
     capture: bool,
 ) -> Outcome:
-    headers = [(k.lower(), v) for k, v in answer.raw_headers if k.lower() not in _DROP_DOWNSTREAM]
+    named = connection_named((k.lower(), v) for k, v in answer.raw_headers)
+    headers = [
+        (k.lower(), v)
+        for k, v in answer.raw_headers
+        if k.lower() not in _DROP_DOWNSTREAM and k.lower() not in named
+    ]
     headers += list(extra_headers)
     length = answer.content_length
     if scope["method"] == "HEAD" or (length is not None and length <= _WHOLE_BODY_LIMIT):

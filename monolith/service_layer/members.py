@@ -69,7 +69,8 @@ def login(cmd: commands.Login, uow: UnitOfWork) -> int:
                 members.c.email == cmd.email.strip().lower()
             )
         ).first()
-    if row is None or not verify_password(row.password_hash, cmd.password):
+    # Verified even when there is no such member (against a dummy hash): the same time.
+    if not verify_password(row.password_hash if row else None, cmd.password) or row is None:
         raise Unauthorized("INVALID_CREDENTIALS", "The email or password is wrong.")
     return row.id
 

@@ -47,6 +47,16 @@ def make_backend(name: str, behaviour: Behaviour) -> FastAPI:
 
         return StreamingResponse(chunks(), media_type="application/octet-stream")
 
+    @app.get("/api/members/echo-headers")
+    async def echo_headers(request: Request, hop: int = 0):
+        """The headers the backend received; with ?hop=1 its answer names one in Connection."""
+        answer = ok({"headers": dict(request.headers)})
+        if hop:
+            answer.headers["Connection"] = "X-Backend-Hop"
+            answer.headers["X-Backend-Hop"] = "for the gateway only"
+            answer.headers["X-Backend-End-To-End"] = "kept"
+        return answer
+
     @app.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "DELETE"])
     async def answer(path: str, request: Request):
         behaviour.seen += 1

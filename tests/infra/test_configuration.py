@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from infra.processes import PROCESSES
 from infra.settings import DEV_JWT_SECRET, Settings
+from infra.supervisor import free_port
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -38,6 +39,37 @@ def test_production_refuses_the_development_secret():
 def test_production_refuses_the_development_admin_token():
     with pytest.raises(ValidationError, match="SHOP_ADMIN_TOKEN"):
         Settings(env="production", jwt_secret="a-real-secret-of-at-least-32-characters!")
+
+
+@pytest.mark.parametrize("token", ["", "x", "fifteen-chars!!"])
+def test_production_refuses_an_admin_token_shorter_than_16_characters(token: str):
+    with pytest.raises(ValidationError, match="SHOP_ADMIN_TOKEN must be at least 16"):
+        Settings(
+            env="production",
+            jwt_secret="a-real-secret-of-at-least-32-characters!",
+            admin_token=token,
+        )
+    Settings(admin_token=token)  # development: any token, the default one included
+
+
+def test_a_production_process_with_a_short_admin_token_does_not_start(tmp_path):
+    env = {
+        **os.environ,
+        "SHOP_DATA_DIR": str(tmp_path),
+        "SHOP_ENV": "production",
+        "SHOP_JWT_SECRET": "a-real-secret-of-at-least-32-characters!",
+        "SHOP_ADMIN_TOKEN": "x",
+        "SHOP_GATEWAY_PORT": str(free_port()),  # were it to start, on a port of its own
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "infra", "run", "gateway"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "SHOP_ADMIN_TOKEN must be at least 16 characters in production" in done.stderr
 
 
 def test_a_short_secret_is_refused_everywhere():
