@@ -144,3 +144,16 @@ shop_read_model_freshness_seconds_bucket{le="0.1"} 4.0
 """
     kept = keep_series(exposition, SERIES).splitlines()
     assert kept == [*exposition.splitlines()[:3], exposition.splitlines()[6]]
+
+
+def test_a_route_removed_by_hand_leaves_the_system_at_no_stage_not_the_endpoint_failing(system):
+    gateway, _ = system
+    with httpx.Client(base_url=gateway, headers=ADMIN, timeout=5) as admin:
+        table = admin.get("/admin/routes").json()["data"]
+        routes = [r for r in table["routes"] if r["name"] != "views"]
+        for route in routes:
+            route.pop("share_percent")
+        assert admin.put("/admin/routes", json={"routes": routes}).status_code == 200
+    stage = migration(gateway)["stage"]
+    assert stage["current"] is None and stage["closest"]["number"] == 0
+    assert "route views: expected" in " ".join(stage["differences"])
