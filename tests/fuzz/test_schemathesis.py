@@ -1,7 +1,9 @@
 """Schemathesis against every process of a real system, over HTTP: the dev broker and the six
 processes as `shop run` children (the supervisor `shop up` uses, on an isolated data dir and
-free ports), each fuzzed from its own /openapi.json (libs/openapi.py) with a real member's
-token and the admin token supplied where the document asks for them.
+free ports), every database on PostgreSQL (the stricter store: a NUL byte or a number past
+BIGINT that SQLite keeps is an error there, the 500s issue 15 found). Each process is fuzzed
+from its own /openapi.json (libs/openapi.py), with a real member's token and the admin token
+supplied where the document asks for them.
 
 Every operation gets a fixed number of valid cases and of invalid ones (Hypothesis
 derandomized, so a run is the same run in CI), each answer checked: no 5xx, a status the
@@ -26,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -37,14 +40,16 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from sqlalchemy.engine import make_url
 
 from infra.demo.run import isolated_env
+from infra.extractions import EXTRACTIONS
 from infra.processes import PROCESSES
 from infra.settings import SharedSettings, load_settings
 from infra.supervisor import Supervisor
 from libs.openapi import ADMIN_TOKEN, MEMBER_TOKEN
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(420)]
 
 EXAMPLES = int(os.environ.get("SHOP_FUZZ_EXAMPLES", "10"))
 CHECKS = [
@@ -74,10 +79,40 @@ class Tally:
     findings: list[str] = field(default_factory=list)
 
 
+# Each process's database variable: the monolith's legacy DB, each service's, the read model's.
+DB_VARIABLES = [
+    "SHOP_MONOLITH_DB_URL",
+    "SHOP_READ_MODEL_DB_URL",
+    *(e.service.settings.variable("db_url") for e in EXTRACTIONS),
+]
+
+
 @pytest.fixture(scope="module")
-def system(tmp_path_factory) -> Iterator[System]:
+def databases(postgres_admin_url: str) -> Iterator[dict[str, str]]:
+    """A fresh PostgreSQL database per process, dropped afterwards."""
+    admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    base = make_url(postgres_admin_url)
+    names = {variable: f"shop_fuzz_{uuid.uuid4().hex[:12]}" for variable in DB_VARIABLES}
+    try:
+        with admin.connect() as conn:
+            for name in names.values():
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield {
+            variable: base.set(database=name).render_as_string(hide_password=False)
+            for variable, name in names.items()
+        }
+    finally:
+        with admin.connect() as conn:
+            for name in names.values():
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory, databases: dict[str, str]) -> Iterator[System]:
     data_dir = tmp_path_factory.mktemp("fuzz")
     env, ports = isolated_env(data_dir)
+    env.update(databases)
     # Its own dev broker, whatever Kafka the environment names.
     env["SHOP_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{env['SHOP_BROKER_PORT']}"
     supervisor = Supervisor(env, data_dir / "logs")
