@@ -48,11 +48,6 @@ TIMEOUT = httpx.Timeout(2.0, connect=0.5)
 CACHE_SECONDS = 1.0
 # The read model's freshness over this recent window, beside the process lifetime's.
 FRESHNESS_WINDOW_SECONDS = 60.0
-PARKED_LIMIT = 1000
-PARKED = f"/admin/events/parked?replayed=false&limit={PARKED_LIMIT}"
-# Parked events are rows in each consumer's DB and change rarely: they are listed at most this
-# often, the last listing shown in between (a fifth of the requests of a round saved).
-PARKED_EVERY_SECONDS = 5.0
 # The only series read from /metrics: the rest of each exposition is dropped before parsing,
 # so a poll costs the gateway's event loop (which proxies the traffic) next to nothing.
 SERIES = (
@@ -62,6 +57,7 @@ SERIES = (
     "shop_outbox_backlog",
     "shop_outbox_oldest_age_seconds",
     "shop_consumer_lag",
+    "shop_consumer_parked_events",
     "shop_read_model_freshness_seconds",
 )
 
@@ -131,8 +127,6 @@ class MigrationWatch:
         self._lock = asyncio.Lock()
         self._cached: tuple[float, dict[str, Any]] | None = None
         self._freshness = RecentWindow(FRESHNESS_WINDOW_SECONDS)
-        self._parked: dict[tuple[str, str], Any] = {}
-        self._parked_at = -math.inf
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -179,11 +173,6 @@ class MigrationWatch:
         }
         sources |= {(e.service.name, "/admin/data-mode") for e in self.extractions}
         sources |= {(READ_MODEL, "/admin/read-model")}
-        listing = time.monotonic() - self._parked_at >= PARKED_EVERY_SECONDS
-        if listing:
-            sources |= {(name, PARKED) for name in self.urls}
-        else:
-            answers.admin |= self._parked
         calls = [self._admin(answers, p, path) for p, path in sources if p != "gateway"]
         calls += [self._health(answers, name) for name in self.urls]
         calls += [self._metrics(answers, name) for name in self.urls]
@@ -191,9 +180,6 @@ class MigrationWatch:
         answers.admin[("gateway", "/admin/routes")] = self.gateway_routes()
         answers.states["gateway"] = "ready"
         await asyncio.gather(*calls)
-        if listing:
-            self._parked = {key: a for key, a in answers.admin.items() if key[1] == PARKED}
-            self._parked_at = time.monotonic()
         return answers
 
     async def _admin(self, answers: _Answers, process: str, path: str) -> None:
@@ -311,23 +297,20 @@ def _events(answers: _Answers, order: list[str]) -> dict[str, Any]:
                 age = _value(samples, "shop_outbox_oldest_age_seconds", labels)
                 outboxes.append({"process": labels.get("process", process), "backlog": value,
                                  "oldest_age_seconds": age})  # fmt: skip
-        lag: dict[str, float] = {}
-        for name, labels, value in samples:
-            if name == "shop_consumer_lag":
-                lag[labels["group"]] = lag.get(labels["group"], 0) + value
-        parked = _parked(answers, process)
+        lag = _per_group(samples, "shop_consumer_lag")  # summed over its partitions
+        parked = _per_group(samples, "shop_consumer_parked_events")
         for group in sorted(set(lag) | set(parked)):
             consumers.append({"process": process, "group": group, "lag": lag.get(group),
-                              "parked": parked.get(group, 0)})  # fmt: skip
+                              "parked": parked.get(group)})  # fmt: skip
     return {"outboxes": outboxes, "consumers": consumers}
 
 
-def _parked(answers: _Answers, process: str) -> dict[str, int]:
-    found = answers.admin.get((process, PARKED))
-    counts: dict[str, int] = {}
-    for event in found.get("parked", []) if isinstance(found, dict) else []:
-        counts[event["consumer_group"]] = counts.get(event["consumer_group"], 0) + 1
-    return counts
+def _per_group(samples: Samples, name: str) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for sample, labels, value in samples:
+        if sample == name:
+            totals[labels["group"]] = totals.get(labels["group"], 0.0) + value
+    return totals
 
 
 def keep_series(exposition: str, names: tuple[str, ...]) -> str:

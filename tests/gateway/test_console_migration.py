@@ -161,6 +161,8 @@ def test_the_console_follows_the_stage_engine_through_stages_1_to_4(system: Syst
             timeout=20_000,
         )
         assert page.locator('[data-outbox="member-service"] .backlog').inner_text().isdigit()
+        catalogue = page.locator('[data-process="monolith"][data-group="monolith.catalogue"]')
+        assert catalogue.locator(".parked").inner_text() == "0"  # counted in its inbox's DB
 
         assert system.engine.apply(2) == 2  # the real ramp, under the shoppers' traffic
         page.wait_for_selector('#stage[data-stage-number="2"]', timeout=5_000)
