@@ -109,6 +109,20 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", Timestamp(), nullable=False),
 )
 
+# The Idempotency-Keys of order placements: they move to the order service with the orders
+# (services/order/adapters/migration.py), as the payments' keys move with the payments.
+order_idempotency_keys = sa.Table(
+    "order_idempotency_keys",
+    metadata,
+    sa.Column("member_id", ID, primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("operation", sa.String(40), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)
+
 # The switches the stage engine flips in the running monolith (service_layer/features.py).
 features = sa.Table(
     "features",

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from monolith.domain.orders import LineRequest
-from services.order.service_layer.commands import CancelOrder, PlaceOrder
+from services.order.service_layer.commands import PLACE_ORDER, CancelOrder, PlaceOrder
 from services.payment.service_layer.commands import Pay, Refund
 
 # The commerce commands are the order and payment services' own: one shape on both sides of
 # the split routes.
 __all__ = [
+    "PLACE_ORDER",
     "CancelOrder",
     "HoldStock",
     "Login",

@@ -4,7 +4,11 @@ order too; cancelling or refunding releases it, once, however many times it is a
 order's OrderCancelled / OrderRefunded event releases it again, and changes nothing).
 
 The order service's PENDING orders (domain/orders.py) are not this API's: they are reported
-missing, like another member's orders."""
+missing, like another member's orders.
+
+A placement with an Idempotency-Key keeps its answer under the key in the order's own
+transaction: a retry (the same key and lines) answers it again instead of placing a second
+order; the same key with other lines is refused (IDEMPOTENCY_KEY_REUSED)."""
 
 from __future__ import annotations
 
@@ -14,15 +18,50 @@ from typing import Any
 import sqlalchemy as sa
 
 from libs.errors import NotFound
-from monolith.adapters.tables import order_lines, orders
+from monolith.adapters.tables import order_idempotency_keys, order_lines, orders
 from monolith.domain import orders as domain
-from monolith.service_layer import catalog, commands, events
+from monolith.service_layer import catalog, commands, events, idempotency
+from monolith.service_layer.idempotency import Outcome
 from monolith.service_layer.unit_of_work import UnitOfWork
 
 
-def place_order(cmd: commands.PlaceOrder, uow: UnitOfWork) -> dict[str, Any]:
+def place_order(cmd: commands.PlaceOrder, uow: UnitOfWork) -> Outcome:
     domain.check_lines(cmd.lines)
+    try:
+        return _place_order(cmd, uow)
+    except sa.exc.IntegrityError:
+        # A concurrent retry with the same key committed first (its key row won): answer its
+        # result. Without a key the error is not ours to explain.
+        earlier = _earlier(cmd, uow)
+        if earlier is None:
+            raise
+        return earlier
+
+
+def _earlier(cmd: commands.PlaceOrder, uow: UnitOfWork) -> Outcome | None:
     with uow:
+        return idempotency.replay(
+            uow.conn,
+            cmd.member_id,
+            cmd.idempotency_key,
+            commands.PLACE_ORDER,
+            cmd.request_hash(),
+            order_idempotency_keys,
+        )
+
+
+def _place_order(cmd: commands.PlaceOrder, uow: UnitOfWork) -> Outcome:
+    with uow:
+        earlier = idempotency.replay(
+            uow.conn,
+            cmd.member_id,
+            cmd.idempotency_key,
+            commands.PLACE_ORDER,
+            cmd.request_hash(),
+            order_idempotency_keys,
+        )
+        if earlier is not None:
+            return earlier
         now = datetime.now(UTC)
         inserted = uow.conn.execute(
             orders.insert().values(
@@ -54,8 +93,18 @@ def place_order(cmd: commands.PlaceOrder, uow: UnitOfWork) -> dict[str, Any]:
         )
         order = load(uow.conn, order_id, cmd.member_id)
         events.order_placed(uow.conn, order)
+        outcome = Outcome(201, idempotency.jsonable(order))
+        idempotency.remember(
+            uow.conn,
+            cmd.member_id,
+            cmd.idempotency_key,
+            commands.PLACE_ORDER,
+            cmd.request_hash(),
+            outcome,
+            order_idempotency_keys,
+        )
         uow.commit()
-    return order
+    return outcome
 
 
 def cancel_order(cmd: commands.CancelOrder, uow: UnitOfWork) -> dict[str, Any]:

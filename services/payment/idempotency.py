@@ -73,4 +73,16 @@ def remember(
 
 
 def jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime | date) else v for k, v in row.items()}
+    """The answer as it is stored and replayed: dates as ISO strings, at any depth (an order's
+    lines are a list of dicts)."""
+    return {k: _jsonable_value(v) for k, v in row.items()}
+
+
+def _jsonable_value(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return jsonable(value)
+    if isinstance(value, list | tuple):
+        return [_jsonable_value(v) for v in value]
+    return value

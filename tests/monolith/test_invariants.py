@@ -34,7 +34,7 @@ def placed(engine) -> dict:
     )
     return order_handlers.place_order(
         commands.PlaceOrder(member["id"], [LineRequest(1, 2)]), UnitOfWork(engine)
-    )
+    ).body
 
 
 def test_placing_an_order_keeps_stock_plus_held_unchanged(engine):
@@ -99,8 +99,8 @@ def test_a_pending_order_is_left_out_of_the_order_invariants(engine, placed):
                 member_id=placed["member_id"],
                 status=PENDING,
                 total=999,
-                created_at=placed["created_at"],
-                updated_at=placed["created_at"],
+                created_at=datetime.now(UTC),
+                updated_at=datetime.now(UTC),
             )
         )
         assert invariants.check_all(conn, invariants.stock_totals(conn)) == []

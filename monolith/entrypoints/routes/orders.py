@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends
 from libs.bearer import CurrentMember
 from libs.response import ok
 from monolith.domain.orders import LineRequest
-from monolith.entrypoints.deps import ReadUowDep, UowDep, order_feature
+from monolith.entrypoints.deps import IdempotencyKey, ReadUowDep, UowDep, order_feature
 from monolith.entrypoints.schemas import Limit, Offset, OrderCreate, OrderIdPath
 from monolith.service_layer import commands
 from monolith.service_layer import orders as handlers
@@ -15,9 +15,15 @@ router = APIRouter(prefix="/api/orders", tags=["orders"], dependencies=[Depends(
 
 
 @router.post("", status_code=201)
-def place_order(body: OrderCreate, member_id: CurrentMember, uow: UowDep):
+def place_order(
+    body: OrderCreate, member_id: CurrentMember, uow: UowDep, key: IdempotencyKey = None
+):
+    """A retry with the same Idempotency-Key and lines answers the first placement again
+    (Idempotency-Replayed: true) instead of placing a second order."""
     lines = [LineRequest(item.product_id, item.quantity) for item in body.items]
-    return ok(handlers.place_order(commands.PlaceOrder(member_id, lines), uow), status=201)
+    outcome = handlers.place_order(commands.PlaceOrder(member_id, lines, key), uow)
+    headers = {"Idempotency-Replayed": "true"} if outcome.replayed else None
+    return ok(outcome.body, status=outcome.status, headers=headers)
 
 
 @router.get("")

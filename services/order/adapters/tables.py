@@ -43,10 +43,25 @@ legacy_order_lines = sa.Table(
     sa.Column("quantity", sa.Integer, nullable=False),
 )
 
+# The Idempotency-Keys of order placements: a retried placement must find its first answer
+# on whichever side it lands, so they move with the orders.
+legacy_order_idempotency_keys = sa.Table(
+    "order_idempotency_keys",
+    legacy_metadata,
+    sa.Column("member_id", ID, primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("operation", sa.String(40), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)
+
 metadata = sa.MetaData()
-_mirrored = mirror((legacy_orders, legacy_order_lines), metadata)
+_mirrored = mirror((legacy_orders, legacy_order_lines, legacy_order_idempotency_keys), metadata)
 orders = _mirrored["orders"]
 order_lines = _mirrored["order_lines"]
+order_idempotency_keys = _mirrored["order_idempotency_keys"]
 # The order events, once they commit in the order DB (dual and single write); in the
 # shared-DB stage they go to the legacy DB's outbox with the rest of the write.
 event_outbox = outbox_table(metadata)

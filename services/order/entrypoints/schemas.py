@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Query
+from fastapi import Header, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_ID = 2**53  # the largest integer every JSON client reads exactly
@@ -14,6 +14,9 @@ EntityId = Annotated[int, Field(ge=1, le=MAX_ID)]
 OrderIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=100)
+]
 
 
 class Body(BaseModel):

@@ -21,6 +21,11 @@ is a saga of three steps, each undone by the next one's failure:
 Step 3 and the give-up both move the order only from PENDING, so exactly one of them wins: a
 placed order's hold is never released, a voided order's stock always is.
 
+A placement with an Idempotency-Key is looked up before step 1 and its answer kept under the
+key in step 3's transaction: a retry (the same key and lines) answers the first placement
+again; the same key with other lines is refused (IDEMPOTENCY_KEY_REUSED). The keys are a
+table of the orders' migration, so they live wherever the orders do.
+
 A cancelled, expired or refunded order's stock goes back by its event: the catalogue
 consumes OrderCancelled and OrderRefunded and releases the hold (monolith, catalog.py)."""
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,16 +49,58 @@ from services.order.adapters.tables import event_outbox
 from services.order.catalogue import CatalogueClient
 from services.order.domain import orders as domain
 from services.order.service_layer import commands
+from services.payment import idempotency
+from services.payment.idempotency import Build, Outcome
 
 log = logging.getLogger(__name__)
 outbox = Outbox(event_outbox)
 LINE_FIELDS = ("product_id", "name", "unit_price", "quantity")
 
 
+@dataclass(frozen=True)
+class Keys:
+    """The placements' idempotency keys through the data door."""
+
+    tx: Reads
+
+    def read(self, build: Build) -> sa.Result:
+        return self.tx.read("order_idempotency_keys", build)
+
+    def write(self, build: Build) -> sa.CursorResult:
+        assert isinstance(self.tx, WriteTransaction)  # written only in a write
+        return self.tx.write("order_idempotency_keys", build)
+
+
 def place_order(
     cmd: commands.PlaceOrder, data: ExtractionData, catalogue: CatalogueClient
-) -> dict[str, Any]:
+) -> Outcome:
     domain.check_lines(cmd.lines)
+    earlier = _earlier(cmd, data)
+    if earlier is not None:
+        return earlier
+    try:
+        return _place_once(cmd, data, catalogue)
+    except sa.exc.IntegrityError:
+        # A concurrent retry with the same key placed first (its key row won); this attempt's
+        # order was given up. Without a key the error is not ours to explain.
+        earlier = _earlier(cmd, data)
+        if earlier is None:
+            raise
+        return earlier
+
+
+def _earlier(cmd: commands.PlaceOrder, data: ExtractionData) -> Outcome | None:
+    if cmd.idempotency_key is None:
+        return None
+    with data.reading() as tx:
+        return idempotency.replay(
+            Keys(tx), cmd.member_id, cmd.idempotency_key, commands.PLACE_ORDER, cmd.request_hash()
+        )
+
+
+def _place_once(
+    cmd: commands.PlaceOrder, data: ExtractionData, catalogue: CatalogueClient
+) -> Outcome:
     order_id = _write_pending(data, cmd.member_id)
     try:
         hold = catalogue.hold(order_id, cmd.lines)
@@ -63,7 +111,7 @@ def place_order(
         _give_up(data, catalogue, order_id)
         raise
     try:
-        return _place(data, order_id, cmd.member_id, hold.lines)
+        return _place(data, order_id, cmd, hold.lines)
     except BaseException:
         _give_up(data, catalogue, order_id)
         raise
@@ -253,9 +301,9 @@ def _write_pending(data: ExtractionData, member_id: int) -> int:
 
 
 def _place(
-    data: ExtractionData, order_id: int, member_id: int, lines: list[domain.PricedLine]
-) -> dict[str, Any]:
-    now = datetime.now(UTC)
+    data: ExtractionData, order_id: int, cmd: commands.PlaceOrder, lines: list[domain.PricedLine]
+) -> Outcome:
+    member_id, now = cmd.member_id, datetime.now(UTC)
     with data.writing() as tx:
         placed = tx.write(
             "orders",
@@ -271,7 +319,10 @@ def _place(
             tx.write("order_lines", _line_insert(order_id, line))
         order = load(tx, order_id, member_id)
         data.announce(tx, outbox, events.TOPIC, events.order_placed(order))
-        return order
+        outcome = Outcome(201, idempotency.jsonable(order))
+        key, request_hash = cmd.idempotency_key, cmd.request_hash()
+        idempotency.remember(Keys(tx), member_id, key, commands.PLACE_ORDER, request_hash, outcome)
+        return outcome
 
 
 def _line_insert(order_id: int, line: domain.PricedLine) -> Callable[[sa.Table], sa.Insert]:

@@ -9,7 +9,13 @@ from libs.bearer import CurrentMember
 from libs.response import ok
 from services.order.domain.orders import LineRequest
 from services.order.entrypoints.deps import CatalogueDep, DataDep
-from services.order.entrypoints.schemas import Limit, Offset, OrderCreate, OrderIdPath
+from services.order.entrypoints.schemas import (
+    IdempotencyKey,
+    Limit,
+    Offset,
+    OrderCreate,
+    OrderIdPath,
+)
 from services.order.service_layer import commands
 from services.order.service_layer import orders as handlers
 
@@ -28,11 +34,16 @@ def place_order(
     member_id: CurrentMember,
     data: DataDep,
     catalogue: CatalogueDep,
+    key: IdempotencyKey = None,
 ):
+    """A retry with the same Idempotency-Key and lines answers the first placement again
+    (Idempotency-Replayed: true) instead of placing a second order."""
     lines = [LineRequest(item.product_id, item.quantity) for item in body.items]
-    order = handlers.place_order(commands.PlaceOrder(member_id, lines), data, catalogue)
+    outcome = handlers.place_order(commands.PlaceOrder(member_id, lines, key), data, catalogue)
+    if outcome.replayed:
+        return ok(outcome.body, status=outcome.status, headers={"Idempotency-Replayed": "true"})
     _announce(request)
-    return ok(order, status=201)
+    return ok(outcome.body, status=outcome.status)
 
 
 @router.get("")
