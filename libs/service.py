@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from libs.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from libs.observability.health import Readiness, health_router
 from libs.observability.logging import AccessLog
 from libs.observability.metrics import HttpMetrics, MetricsMiddleware, metrics_router
@@ -24,6 +25,8 @@ class ServiceOptions:
     name: str
     server_limit_seconds: float = 10.0
     version: str = "0.1.0"
+    # A larger request body is a 413 envelope, by Content-Length or while reading.
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
 
 def create_service_app(options: ServiceOptions, lifespan: Lifespan | None = None) -> FastAPI:
@@ -45,6 +48,7 @@ def create_service_app(options: ServiceOptions, lifespan: Lifespan | None = None
 
     # add_middleware wraps outward: the last added runs first.
     install_envelope(app, options.name)
+    app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
     app.add_middleware(ServerTimeLimit, limit_seconds=options.server_limit_seconds)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(AccessLog)
