@@ -50,6 +50,18 @@ def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(shop: S
     assert reply.json()["error"]["code"] == "INVALID_CREDENTIALS"
 
 
+def test_a_wrong_login_answers_a_status_its_openapi_document_lists(shop: Shop):
+    """Found by the fuzz run (tests/fuzz): login answered 401 where the document listed none."""
+    reply = shop.http.post(
+        "/api/members/login", json={"email": "0@0.com", "password": "password-123"}
+    )
+    document = shop.http.get("/openapi.json").json()
+    documented = document["paths"]["/api/members/login"]["post"]["responses"]
+    assert reply.status_code == 401 and is_valid_envelope(reply.json())
+    schema = documented["401"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/ErrorEnvelope"}
+
+
 def test_the_token_is_a_jwt_any_holder_of_the_shared_secret_can_verify(shop: Shop):
     token = shop.member()
     member_id = TokenIssuer(Settings().jwt_secret, 60).member_id(token)
