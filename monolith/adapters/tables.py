@@ -123,6 +123,20 @@ order_idempotency_keys = sa.Table(
     sa.Column("created_at", Timestamp(), nullable=False),
 )
 
+# The Idempotency-Keys of signups (member_id 0: the caller is no member yet); they move to the
+# member service with the members (services/member/adapters/migration.py).
+signup_idempotency_keys = sa.Table(
+    "signup_idempotency_keys",
+    metadata,
+    sa.Column("member_id", ID, primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("operation", sa.String(40), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)
+
 # The switches the stage engine flips in the running monolith (service_layer/features.py).
 features = sa.Table(
     "features",

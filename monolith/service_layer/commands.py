@@ -30,6 +30,7 @@ class Signup:
     password: str
     name: str
     phone: str | None = None
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)

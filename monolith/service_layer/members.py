@@ -16,11 +16,13 @@ import sqlalchemy as sa
 from libs.auth import hash_password, verify_password
 from libs.errors import Conflict, NotFound, Unauthorized
 from libs.events.envelope import Event
-from monolith.adapters.tables import members, point_ledger
-from monolith.service_layer import commands
+from monolith.adapters.tables import members, point_ledger, signup_idempotency_keys
+from monolith.service_layer import commands, idempotency
 from monolith.service_layer.events import outbox
+from monolith.service_layer.idempotency import Outcome
 from monolith.service_layer.unit_of_work import UnitOfWork
 from services.member import events as member_events
+from services.member.service_layer.commands import ANONYMOUS, SIGNUP, signup_hash
 
 PUBLIC_COLUMNS = (
     members.c.id,
@@ -33,12 +35,36 @@ PUBLIC_COLUMNS = (
 )
 
 
-def signup(cmd: commands.Signup, uow: UnitOfWork) -> dict[str, Any]:
+def signup(cmd: commands.Signup, uow: UnitOfWork) -> Outcome:
+    """With an Idempotency-Key, a retry (the same key, email, name and phone) answers the
+    first signup again instead of EMAIL_TAKEN; the same key with other values is refused."""
     email = cmd.email.strip().lower()
+    request_hash = signup_hash(email, cmd.name, cmd.phone)
     # Hash before the transaction: argon2 is deliberately slow, and holding the write lock
     # while it runs would queue every other writer behind it.
     password_hash = hash_password(cmd.password)
+    try:
+        return _signup(cmd, uow, email, password_hash, request_hash)
+    except sa.exc.IntegrityError:
+        # A concurrent retry with the same key signed up first: answer its result.
+        with uow:
+            earlier = _replay(uow.conn, cmd.idempotency_key, request_hash)
+        if earlier is None:
+            raise
+        return earlier
+
+
+def _replay(conn: sa.Connection, key: str | None, request_hash: str) -> Outcome | None:
+    return idempotency.replay(conn, ANONYMOUS, key, SIGNUP, request_hash, signup_idempotency_keys)
+
+
+def _signup(
+    cmd: commands.Signup, uow: UnitOfWork, email: str, password_hash: str, request_hash: str
+) -> Outcome:
     with uow:
+        earlier = _replay(uow.conn, cmd.idempotency_key, request_hash)
+        if earlier is not None:
+            return earlier
         if uow.conn.scalar(sa.select(members.c.id).where(members.c.email == email)):
             raise Conflict("EMAIL_TAKEN", "A member with this email already exists.")
         now = datetime.now(UTC)
@@ -57,9 +83,18 @@ def signup(cmd: commands.Signup, uow: UnitOfWork) -> dict[str, Any]:
         assert inserted is not None  # a single-row insert always has its key
         member_id = inserted[0]
         _announce(uow.conn, member_id, member_events.member_registered)
-        member = _get(uow.conn, member_id)
+        outcome = Outcome(201, idempotency.jsonable(_get(uow.conn, member_id)))
+        idempotency.remember(
+            uow.conn,
+            ANONYMOUS,
+            cmd.idempotency_key,
+            SIGNUP,
+            request_hash,
+            outcome,
+            signup_idempotency_keys,
+        )
         uow.commit()
-    return member
+    return outcome
 
 
 def login(cmd: commands.Login, uow: UnitOfWork) -> int:

@@ -31,7 +31,7 @@ def engine(tmp_path):
 def placed(engine) -> dict:
     member = member_handlers.signup(
         commands.Signup("a@example.com", "password-1", "A"), UnitOfWork(engine)
-    )
+    ).body
     return order_handlers.place_order(
         commands.PlaceOrder(member["id"], [LineRequest(1, 2)]), UnitOfWork(engine)
     ).body
@@ -42,7 +42,7 @@ def test_placing_an_order_keeps_stock_plus_held_unchanged(engine):
         before = invariants.stock_totals(conn)
     member = member_handlers.signup(
         commands.Signup("b@example.com", "password-1", "B"), UnitOfWork(engine)
-    )
+    ).body
     order_handlers.place_order(
         commands.PlaceOrder(member["id"], [LineRequest(1, 2)]), UnitOfWork(engine)
     )

@@ -63,7 +63,7 @@ def test_upgrading_twice_is_harmless(engine):
     upgrade(engine)
     upgrade(engine)
     with engine.connect() as conn:
-        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0009"
+        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0010"
 
 
 ORDER = (

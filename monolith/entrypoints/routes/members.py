@@ -6,6 +6,7 @@ from libs.bearer import CurrentMember
 from libs.openapi import errors
 from libs.response import ApiError, ok
 from monolith.entrypoints.deps import (
+    IdempotencyKey,
     ReadUowDep,
     TokensDep,
     UowDep,
@@ -20,9 +21,12 @@ router = APIRouter(prefix="/api/members", tags=["members"], dependencies=[Depend
 
 
 @router.post("", status_code=201)
-def signup(body: MemberCreate, uow: UowDep):
-    member = handlers.signup(commands.Signup(**body.model_dump()), uow)
-    return ok(member, status=201)
+def signup(body: MemberCreate, uow: UowDep, key: IdempotencyKey = None):
+    """A retry with the same Idempotency-Key and body answers the first signup again
+    (Idempotency-Replayed: true) instead of 409 EMAIL_TAKEN."""
+    outcome = handlers.signup(commands.Signup(**body.model_dump(), idempotency_key=key), uow)
+    headers = {"Idempotency-Replayed": "true"} if outcome.replayed else None
+    return ok(outcome.body, status=outcome.status, headers=headers)
 
 
 @router.post("/login", responses=errors(401))

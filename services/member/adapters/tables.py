@@ -48,10 +48,25 @@ legacy_point_ledger = sa.Table(
     sa.Index("ix_point_ledger_spend_key", "spend_key", unique=True),
 )
 
+# The Idempotency-Keys of signups (member_id 0: the caller is no member yet). A retried signup
+# must find its first answer on whichever side it lands, so they move with the members.
+legacy_signup_idempotency_keys = sa.Table(
+    "signup_idempotency_keys",
+    legacy_metadata,
+    sa.Column("member_id", ID, primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("operation", sa.String(40), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+)
+
 metadata = sa.MetaData()
-_mirrored = mirror((legacy_members, legacy_point_ledger), metadata)
+_mirrored = mirror((legacy_members, legacy_point_ledger, legacy_signup_idempotency_keys), metadata)
 members = _mirrored["members"]
 point_ledger = _mirrored["point_ledger"]
+signup_idempotency_keys = _mirrored["signup_idempotency_keys"]
 # The member events, once they commit in the member DB (dual and single write); in the
 # shared-DB stage they go to the legacy DB's outbox with the rest of the write.
 event_outbox = outbox_table(metadata)

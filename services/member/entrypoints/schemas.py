@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from fastapi import Header
 from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
 
 from libs.validation import PRINTABLE
@@ -15,6 +16,9 @@ Name = Annotated[
 ]
 Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{6,18}$")]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128), PRINTABLE]
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=100)
+]
 
 
 class Body(BaseModel):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.payment.idempotency import fingerprint
+
 
 @dataclass(frozen=True)
 class Signup:
@@ -11,6 +13,17 @@ class Signup:
     password: str
     name: str
     phone: str | None = None
+    idempotency_key: str | None = None
+
+
+SIGNUP = "signup"  # the operation a signup's Idempotency-Key is kept under
+ANONYMOUS = 0  # the member id a signup's key is kept under: the caller is no member yet
+
+
+def signup_hash(email: str, name: str, phone: str | None) -> str:
+    """What a retry with the same Idempotency-Key must repeat. Not the password: a stored
+    fingerprint of it would be an unsalted, fast hash of the password."""
+    return fingerprint(SIGNUP, email=email, name=name, phone=phone)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ own from dual write on."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,12 +25,49 @@ from services.member.adapters.tables import event_outbox
 from services.member.domain.errors import Conflict, Unauthorized, member_not_found
 from services.member.domain.members import normalise_email, profile_changes
 from services.member.service_layer import commands
+from services.payment import idempotency
+from services.payment.idempotency import Build, Outcome
 
 PUBLIC = ("id", "email", "name", "phone", "points", "created_at", "updated_at")
 outbox = Outbox(event_outbox)
 
 
-def signup(cmd: commands.Signup, data: ExtractionData) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SignupKeys:
+    """The signups' idempotency keys through the data door."""
+
+    tx: Reads
+
+    def read(self, build: Build) -> sa.Result:
+        return self.tx.read("signup_idempotency_keys", build)
+
+    def write(self, build: Build) -> sa.CursorResult:
+        assert isinstance(self.tx, WriteTransaction)  # written only in a write
+        return self.tx.write("signup_idempotency_keys", build)
+
+
+def signup(cmd: commands.Signup, data: ExtractionData) -> Outcome:
+    """With an Idempotency-Key, a retry (the same key, email, name and phone) answers the
+    first signup again instead of EMAIL_TAKEN; the same key with other values is refused."""
+    request_hash = commands.signup_hash(normalise_email(cmd.email), cmd.name, cmd.phone)
+    try:
+        return _signup(cmd, data, request_hash)
+    except sa.exc.IntegrityError:
+        # A concurrent retry with the same key signed up first: answer its result.
+        with data.reading() as tx:
+            earlier = _replay(tx, cmd.idempotency_key, request_hash)
+        if earlier is None:
+            raise
+        return earlier
+
+
+def _replay(tx: Reads, key: str | None, request_hash: str) -> Outcome | None:
+    return idempotency.replay(
+        SignupKeys(tx), commands.ANONYMOUS, key, commands.SIGNUP, request_hash
+    )
+
+
+def _signup(cmd: commands.Signup, data: ExtractionData, request_hash: str) -> Outcome:
     email = normalise_email(cmd.email)
     # Computed once, outside the statement: in dual mode the builder runs once per DB, and
     # each DB must get the same hash and the same timestamps. Hashing before the transaction
@@ -38,6 +76,9 @@ def signup(cmd: commands.Signup, data: ExtractionData) -> dict[str, Any]:
     values: dict[str, Any] = {"email": email, "password_hash": password_hash, "name": cmd.name}
     values |= {"phone": cmd.phone, "points": 0, "created_at": now, "updated_at": now}
     with data.writing() as tx:
+        earlier = _replay(tx, cmd.idempotency_key, request_hash)
+        if earlier is not None:
+            return earlier
         if tx.read("members", lambda t: sa.select(t.c.id).where(t.c.email == email)).first():
             raise Conflict("EMAIL_TAKEN", "A member with this email already exists.")
         # A new row is the member's first change: version 1, the sequence of its first event.
@@ -45,7 +86,16 @@ def signup(cmd: commands.Signup, data: ExtractionData) -> dict[str, Any]:
         inserted = created.inserted_primary_key
         assert inserted is not None  # a single-row insert always has its key
         announce(tx, data, inserted[0], events.member_registered)
-        return _get(tx, inserted[0])
+        outcome = Outcome(201, idempotency.jsonable(_get(tx, inserted[0])))
+        idempotency.remember(
+            SignupKeys(tx),
+            commands.ANONYMOUS,
+            cmd.idempotency_key,
+            commands.SIGNUP,
+            request_hash,
+            outcome,
+        )
+        return outcome
 
 
 def login(cmd: commands.Login, data: ExtractionData) -> int:

@@ -9,7 +9,12 @@ from libs.bearer import CurrentMember
 from libs.openapi import errors
 from libs.response import ApiError, ok
 from services.member.entrypoints.deps import DataDep, TokensDep
-from services.member.entrypoints.schemas import LoginIn, MemberCreate, MemberUpdate
+from services.member.entrypoints.schemas import (
+    IdempotencyKey,
+    LoginIn,
+    MemberCreate,
+    MemberUpdate,
+)
 from services.member.service_layer import commands, points
 from services.member.service_layer import members as handlers
 
@@ -23,10 +28,14 @@ def _announce(request: Request) -> None:
 
 
 @router.post("", status_code=201)
-def signup(request: Request, body: MemberCreate, data: DataDep):
-    member = handlers.signup(commands.Signup(**body.model_dump()), data)
+def signup(request: Request, body: MemberCreate, data: DataDep, key: IdempotencyKey = None):
+    """A retry with the same Idempotency-Key and body answers the first signup again
+    (Idempotency-Replayed: true) instead of 409 EMAIL_TAKEN."""
+    outcome = handlers.signup(commands.Signup(**body.model_dump(), idempotency_key=key), data)
+    if outcome.replayed:
+        return ok(outcome.body, status=outcome.status, headers={"Idempotency-Replayed": "true"})
     _announce(request)
-    return ok(member, status=201)
+    return ok(outcome.body, status=outcome.status)
 
 
 @router.post("/login", responses=errors(401))
