@@ -120,8 +120,10 @@ def test_the_console_shows_routes_ramps_and_shadow_and_refreshes_live(
         )
         start_ramps(gateway)
         page.wait_for_selector('[data-ramp-route="orders"] .badge[data-state="rolled_back"]')
+        # Three steps, each judged on 100 requests a side from one sequential client, in the
+        # same interpreter as the gateway, the backends and the console's migration gathers.
         page.wait_for_selector(
-            '[data-ramp-route="members"] .badge[data-state="completed"]', timeout=20_000
+            '[data-ramp-route="members"] .badge[data-state="completed"]', timeout=40_000
         )
         page.wait_for_function(
             f"() => Number(document.querySelector({MISMATCHES!r})?.textContent) > 0"
