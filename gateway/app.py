@@ -21,7 +21,6 @@ from gateway.ramp_runner import RampController
 from gateway.registry import RouteRegistry
 from gateway.runtime import Gateway
 from gateway.shadow import ShadowRunner
-from gateway.state import StateFile
 from gateway.stats import BackendStats
 from infra.extractions import EXTRACTIONS, Extraction
 from infra.processes import urls
@@ -30,6 +29,7 @@ from libs.auth import TokenIssuer
 from libs.routing import MemberKeys
 from libs.routing.upstream import Upstreams
 from libs.service import ServiceOptions, create_service_app
+from libs.state_file import StateFile
 
 
 def create_app(

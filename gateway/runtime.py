@@ -12,10 +12,10 @@ from gateway.metrics import GatewayMetrics
 from gateway.ramp_runner import RampController
 from gateway.registry import RouteRegistry
 from gateway.shadow import ShadowRunner
-from gateway.state import StateFile
 from gateway.stats import BackendStats
 from libs.routing import MemberKeys
 from libs.routing.upstream import Outcome, Upstreams
+from libs.state_file import StateFile
 from libs.timeouts import CallTimeouts
 
 

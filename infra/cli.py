@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
+import time
+
 import click
 
 from gateway.cli import register as register_gateway_commands
@@ -30,7 +35,14 @@ def main() -> None:
 @click.argument("name", type=click.Choice(sorted(PROCESSES)))
 @click.option("--port", type=int, help="Listen on this port instead of the configured one.")
 @click.option("--host", help="Listen on this address (default SHOP_HOST, 127.0.0.1).")
-def run(name: str, port: int | None, host: str | None) -> None:
+@click.option(
+    "--wait-for-port",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Seconds to wait for the port while another process still holds it (a restart "
+    "starts the new process while the old one drains).",
+)
+def run(name: str, port: int | None, host: str | None, wait_for_port: float) -> None:
     """Run one process in the foreground (SIGTERM or Ctrl-C stops it gracefully)."""
     spec = PROCESSES[name]
     settings = spec.load()
@@ -40,14 +52,47 @@ def run(name: str, port: int | None, host: str | None) -> None:
     except TimeoutBudgetError as exc:
         raise click.ClickException(str(exc)) from exc
     app = spec.build(settings)
+    host, port = host or settings.host, port or spec.port(settings)
+    try:
+        sockets = [listening_socket(host, port, wait_for_port)] if wait_for_port else None
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
     serve(
         app,
-        host=host or settings.host,
-        port=port or spec.port(settings),
+        host=host,
+        port=port,
         readiness=app.state.readiness,
         grace_seconds=settings.shutdown_grace_seconds,
         drain_delay=settings.drain_delay_seconds,
+        sockets=sockets,
     )
+
+
+# What `shop run --wait-for-port` prints once it is built and only the port is missing.
+LOADED = "loaded"
+
+
+def listening_socket(host: str, port: int, wait: float) -> socket.socket:
+    """A socket bound to host:port, retried while the address is in use for up to `wait`
+    seconds: a restarted process is built (imports, settings, app) while the old one drains,
+    and takes the port the moment it is free."""
+    deadline = time.monotonic() + wait
+    click.echo(f"{LOADED} (pid {os.getpid()}), waiting for {host}:{port}", err=True)
+    while True:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+            continue
+        # Listening at once: a connection made while the app starts waits in the backlog
+        # instead of being refused.
+        sock.listen(2048)
+        return sock
 
 
 @main.command()

@@ -131,6 +131,7 @@ class Extraction:
             server_limit=settings.server_limit,
             admin_token=settings.admin_token,
             preconditions=ModePreconditions(self.mode_requires(), monolith_features),
+            mode_file=settings.data_dir / f"{self.service.name}.data-mode.json",
         )
 
     def mode_requires(self) -> dict[str, dict[str, frozenset[str]]]:

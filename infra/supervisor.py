@@ -41,9 +41,10 @@ class Supervisor:
     log_dir: Path
     children: dict[str, Child] = field(default_factory=dict)
 
-    def start(self, name: str, port: int) -> Child:
+    def start(self, name: str, port: int, *options: str) -> Child:
         url = f"http://127.0.0.1:{port}"
-        return self._spawn(name, port, url, _answers_http, ["run", name, "--port", str(port)])
+        arguments = ["run", name, "--port", str(port), *options]
+        return self._spawn(name, port, url, _answers_http, arguments)
 
     def start_broker(self, port: int, data_dir: Path, *options: str) -> Child:
         """The embedded dev broker (`shop broker` and its `options`), ready once it answers a
@@ -86,6 +87,30 @@ class Supervisor:
                         f"{child.name} was not ready in {timeout:g}s:\n{child.log_tail()}"
                     )
                 time.sleep(0.1)
+
+    def restart(self, name: str, timeout: float = 30.0) -> int | None:
+        """One process stopped gracefully (SIGTERM: not ready for its drain delay, in-flight
+        requests finished, exit) and started again on its port, returned once it is ready:
+        one step of a rolling restart. Returns the old process's exit code (None if killed).
+
+        The new process is started first and built (imports, settings, app) while the old one
+        still serves; then the old one gets SIGTERM, and the new one takes the port the moment
+        it is let go (`shop run --wait-for-port`) and listens at once, so a connection waits a
+        moment in its backlog instead of being refused for a whole start-up."""
+        old = self.children[name]
+        new = self.start(name, old.port, "--wait-for-port", str(timeout))
+        deadline = time.monotonic() + timeout
+        loaded = f"loaded (pid {new.process.pid})"
+        while loaded not in new.log_tail(200):
+            if new.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not load:\n{new.log_tail()}")
+            time.sleep(0.05)
+        code = _terminate({name: old}, timeout)[name]
+        while not new.is_ready(new):
+            if new.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not come back:\n{new.log_tail()}")
+            time.sleep(0.05)
+        return code
 
     def stop(self, timeout: float = 30.0) -> dict[str, int | None]:
         """SIGTERM to all, then wait; returns each exit code (None if it had to be killed).

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI
@@ -36,6 +37,8 @@ class ExtractionConfig:
     admin_token: str
     # What the admin API checks before a data-mode change (None: nothing outside the service).
     preconditions: ModePreconditions | None = None
+    # Where the data mode switched to live is kept, so a restart resumes it (None: not kept).
+    mode_file: Path | None = None
 
 
 def create_extraction_app(
@@ -51,6 +54,7 @@ def create_extraction_app(
             mode=config.mode,
             sync_interval=config.sync_interval,
             registry=app.state.metrics.registry,
+            mode_file=config.mode_file,
         ) as data:
             app.state.data = data
             app.state.readiness.add_check("own_db", lambda: ping(data.writer.new))

@@ -11,6 +11,7 @@ sides have the same columns, so one builder serves both."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from libs.dualwrite import DualWriter, MigrationSpec, Mode, ModeSwitch, WriteTransaction
 from libs.events.envelope import Event
 from libs.events.outbox import Outbox
+from libs.state_file import StateFile
 
 Builder = Callable[[sa.Table], sa.Executable]
 
@@ -39,8 +41,9 @@ Reads = ReadTransaction | WriteTransaction  # both answer `.read(table, build)`
 
 
 class ExtractionData:
-    def __init__(self, writer: DualWriter) -> None:
+    def __init__(self, writer: DualWriter, state: StateFile | None = None) -> None:
         self.writer = writer
+        self.state = state  # where the data mode is kept across restarts
 
     @property
     def switch(self) -> ModeSwitch:
@@ -93,4 +96,6 @@ class ExtractionData:
             if target is Mode.DUAL:
                 self.writer.check()  # two-phase commit must be possible before anything moves
             self.switch.switch_to(target)
+            if self.state is not None:
+                self.state.save({"mode": target.value, "changed_at": time.time()})
         return self.describe() | {"previous": previous.value, "changed": target is not previous}

@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
@@ -25,6 +26,7 @@ from libs.dualwrite import (
 )
 from libs.dualwrite.sync_job import sync_cursor
 from libs.extraction.data import ExtractionData
+from libs.state_file import StateFile
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,13 @@ async def extraction_runtime(
     mode: str,
     sync_interval: float,
     registry: CollectorRegistry,
+    mode_file: Path | None = None,
 ) -> AsyncIterator[ExtractionData]:
-    """Yields the service's data door; the sync job runs until the block ends."""
+    """Yields the service's data door; the sync job runs until the block ends. With
+    `mode_file`, the data mode last switched to live is kept there and resumed on start, over
+    `mode` (which is only where a service with no history starts)."""
+    state = StateFile(mode_file) if mode_file is not None else None
+    mode = resumed_mode(state, mode)
     legacy, new = make_engine(legacy_url), make_engine(new_url)
     try:
         require_legacy_schema(legacy, spec)
@@ -70,7 +77,7 @@ async def extraction_runtime(
             # from dual to shared resumes the copying by itself.
             sync = asyncio.create_task(sync_job.run(interval=sync_interval, stop=stop))
             try:
-                yield ExtractionData(writer)
+                yield ExtractionData(writer, state)
             finally:
                 stop.set()
                 await sync
@@ -79,6 +86,20 @@ async def extraction_runtime(
     finally:
         legacy.dispose()
         new.dispose()
+
+
+def resumed_mode(state: StateFile | None, configured: str) -> str:
+    """The mode a restart resumes: the one last switched to, when there is one. A process
+    restarted at single write would otherwise start in its configured (shared) mode and be
+    refused by the frozen legacy tables; one restarted at dual write would quietly step back
+    to shared."""
+    saved = state.load() if state is not None else None
+    mode = saved.get("mode") if saved else None
+    if mode not in {m.value for m in Mode}:
+        return configured
+    if mode != configured:
+        log.warning("resuming data mode %s, the last switched to (configured %s)", mode, configured)
+    return str(mode)
 
 
 def require_legacy_schema(legacy: sa.Engine, spec: MigrationSpec) -> None:

@@ -1,6 +1,7 @@
 """A client of the member service's gRPC API for other services. Every call carries an
 explicit deadline: a caller that waits for ever turns one slow member lookup into a stalled
-order."""
+order. Every call waits for the channel to be ready within that deadline (`wait_for_ready`):
+a member service restarting is a short wait for its new process, not an UNAVAILABLE."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class BlockingMemberClient:
 
     def get_member(self, member_id: int) -> member_pb2.Member:
         request = member_pb2.GetMemberRequest(member_id=member_id)
-        return self._stub.GetMember(request, timeout=self.timeout)
+        return self._stub.GetMember(request, timeout=self.timeout, wait_for_ready=True)
 
     def spend_points(
         self,
@@ -48,11 +49,11 @@ class BlockingMemberClient:
         request = member_pb2.SpendPointsRequest(
             member_id=member_id, amount=amount, key=key, reason=reason, payment_id=payment_id or 0
         )
-        return self._stub.SpendPoints(request, timeout=timeout or self.timeout)
+        return self._stub.SpendPoints(request, timeout=timeout or self.timeout, wait_for_ready=True)
 
     def cancel_spend(
         self, member_id: int, key: str, *, timeout: float | None = None
     ) -> member_pb2.CancelSpendResponse:
         """Idempotent on `key`; also safe before the spend arrived (the spend then refuses)."""
         request = member_pb2.CancelSpendRequest(member_id=member_id, key=key)
-        return self._stub.CancelSpend(request, timeout=timeout or self.timeout)
+        return self._stub.CancelSpend(request, timeout=timeout or self.timeout, wait_for_ready=True)

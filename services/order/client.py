@@ -24,4 +24,4 @@ class BlockingOrderClient:
         self, order_id: int, member_id: int, *, timeout: float | None = None
     ) -> order_pb2.Order:
         request = order_pb2.GetOrderRequest(order_id=order_id, member_id=member_id)
-        return self._stub.GetOrder(request, timeout=timeout or self.timeout)
+        return self._stub.GetOrder(request, timeout=timeout or self.timeout, wait_for_ready=True)

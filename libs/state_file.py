@@ -1,6 +1,7 @@
-"""The gateway's state on disk: route table, members' placement, ramps and the change log, so
-a restart keeps every decision. Written whole to a temporary file and renamed over the old
-one, so a crash mid-write leaves either the old state or the new, never half of each."""
+"""A process's decisions on disk, so a restart keeps them: the gateway's route table, members'
+placement, ramps and change log; an extracted service's data mode. Written whole to a
+temporary file and renamed over the old one, so a crash mid-write leaves either the old state
+or the new, never half of each."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("shop.gateway.state")
+log = logging.getLogger("shop.state")
 
 
 class StateFile:
@@ -23,10 +24,10 @@ class StateFile:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            # Refusing to start would take the whole shop down for a routing file; start from
-            # the defaults and keep the unreadable file for the operator to inspect.
+            # Refusing to start would take the whole shop down for one file; start from the
+            # defaults and keep the unreadable file for the operator to inspect.
             keep = self.path.with_suffix(".unreadable")
-            log.error("gateway state %s unreadable (%s); kept as %s", self.path, exc, keep)
+            log.error("state file %s unreadable (%s); kept as %s", self.path, exc, keep)
             self.path.replace(keep)
             return None
         return data if isinstance(data, dict) else None
