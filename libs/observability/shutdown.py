@@ -3,13 +3,18 @@ requests finish within a grace period, run the lifespan's cleanup, exit 0."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import threading
 from types import FrameType
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from libs.observability.health import Readiness
+from libs.response.envelope import envelope, error_body
 
 
 class GracefulServer(uvicorn.Server):
@@ -46,6 +51,35 @@ class GracefulServer(uvicorn.Server):
 KEEP_ALIVE_SECONDS = 75
 
 
+def envelope_h11(served_by: str) -> type[H11Protocol]:
+    """uvicorn's HTTP/1.1 protocol, except that a request it cannot parse (a bad request line,
+    a malformed header, a body framing h11 refuses) is answered like every other error here:
+    a JSON envelope with X-Request-Id and X-Served-By, not uvicorn's plain-text 400. No app
+    code has run, so the request id is a fresh one."""
+
+    class EnvelopeH11Protocol(H11Protocol):
+        def send_400_response(self, msg: str) -> None:
+            rid = os.urandom(16).hex()
+            error = error_body("BAD_REQUEST", f"The request could not be parsed: {msg}")
+            body = json.dumps(envelope(error=error, request_id=rid)).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", rid.encode()),
+                (b"x-served-by", served_by.encode()),
+                (b"connection", b"close"),
+            ]
+            for event in (
+                h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                h11.Data(data=body),
+                h11.EndOfMessage(),
+            ):
+                self.transport.write(self.conn.send(event))
+            self.transport.close()
+
+    return EnvelopeH11Protocol
+
+
 def server_config(
     app,
     *,
@@ -70,6 +104,7 @@ def server_config(
         lifespan="on",
         proxy_headers=bool(trusted_proxies),
         forwarded_allow_ips=trusted_proxies or None,
+        http=envelope_h11(getattr(getattr(app, "state", None), "service_name", "shop")),
     )
 
 
