@@ -137,6 +137,7 @@ class BackendHealth:
             event.clear()
         self._since[backend] = time.time()
         self.gauge.labels(backend).set(1 if ready else 0)
-        log.warning(
-            "backend %s %s (%s)", backend, "back in rotation" if ready else "out of rotation", why
-        )
+        # A backend that never came up (not part of this stage's system) is not news.
+        level = logging.WARNING if backend in self._seen else logging.DEBUG
+        what = "back in rotation" if ready else "out of rotation"
+        log.log(level, "backend %s %s (%s)", backend, what, why)
