@@ -27,6 +27,7 @@ declare -A PACKAGE_OF=(
   [/usr/sbin/nginx]=nginx
   [/usr/bin/wrk]=wrk
   [/usr/bin/promtool]=prometheus
+  [/usr/bin/prometheus]=prometheus
   [/usr/bin/java]=openjdk-17-jre-headless
   [/usr/bin/mvn]=maven
 )
