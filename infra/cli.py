@@ -65,6 +65,7 @@ def run(name: str, port: int | None, host: str | None, wait_for_port: float) -> 
         grace_seconds=settings.shutdown_grace_seconds,
         drain_delay=settings.drain_delay_seconds,
         sockets=sockets,
+        trusted_proxies=settings.trusted_proxies,
     )
 
 

@@ -60,6 +60,10 @@ class SharedSettings(BaseSettings):
     # give in-flight work up to shutdown_grace to finish.
     shutdown_grace_seconds: float = Field(10.0, gt=0)
     drain_delay_seconds: float = Field(0.0, ge=0)
+    # Comma-separated addresses whose X-Forwarded-For / X-Forwarded-Proto a process believes
+    # (a load balancer in front of it). None by default: any local caller could otherwise name
+    # the client an admin change is logged for.
+    trusted_proxies: str = ""
 
     # The legacy DB: the monolith's, and the one every extraction reads and writes until its
     # single-write stage.
