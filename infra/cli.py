@@ -114,6 +114,29 @@ def demo(workers: int, rounds: int, stage_seconds: float) -> None:
 
 
 @main.command()
+@click.option("--workers", default=6, show_default=True, help="Concurrent customers.")
+@click.option(
+    "--down-seconds",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds each killed process stays down before it is started again.",
+)
+@click.option(
+    "--back-seconds",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds of load on the restarted process before the next kill.",
+)
+def chaos(workers: int, down_seconds: float, back_seconds: float) -> None:
+    """kill -9 each process in turn under load at the last stage; check nothing was lost."""
+    from infra.chaos import main as run_chaos
+
+    raise SystemExit(run_chaos(workers, down_seconds, back_seconds))
+
+
+@main.command()
 @click.option(
     "--stage",
     type=click.IntRange(0, len(STAGES) - 1),
