@@ -79,9 +79,17 @@ def test_the_order_and_payment_services_stop_gracefully_under_load(tmp_path):
         supervisor.wait_ready()
         supervisor.start_in_order(ports)
         urls = {name: child.url for name, child in supervisor.children.items()}
-        for service in ("order-service", "payment-service"):
+        for extraction in EXTRACTIONS:
+            if extraction.service.name not in ("order-service", "payment-service"):
+                continue
+            # The monolith's features first, as the stage engine sets them.
+            flips = {"features": dict(extraction.features.get("dual", ()))}
+            flipped = httpx.put(f"{urls['monolith']}/admin/features", json=flips, headers=ADMIN)
+            assert flipped.status_code == 200, flipped.text
             moved = httpx.put(
-                f"{urls[service]}/admin/data-mode", json={"mode": "dual"}, headers=ADMIN
+                f"{urls[extraction.service.name]}/admin/data-mode",
+                json={"mode": "dual"},
+                headers=ADMIN,
             )
             assert moved.status_code == 200, moved.text
         email = f"calm-{uuid.uuid4().hex[:8]}@example.com"
