@@ -1,5 +1,5 @@
 """Idempotency keys in the legacy DB, on the command's connection: the rules are the payment
-domain's (services/payment/idempotency.py), which the payment and order services run on their
+domain's (libs/idempotency.py), which the payment and order services run on their
 own data. Each kind of key has its table, which moves with the data it answers for:
 payments' keys (`idempotency_keys`) with the payments, order placements' keys
 (`order_idempotency_keys`) with the orders."""
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from libs import idempotency as keys
+from libs.idempotency import Build, Outcome, fingerprint, jsonable
 from monolith.adapters.tables import idempotency_keys
-from services.payment import idempotency as keys
-from services.payment.idempotency import Build, Outcome, fingerprint, jsonable
 
 __all__ = ["Outcome", "fingerprint", "jsonable", "remember", "replay"]
 

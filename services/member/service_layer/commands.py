@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.payment.idempotency import fingerprint
+from libs.idempotency import fingerprint
 
 
 @dataclass(frozen=True)

@@ -9,41 +9,26 @@ own from dual write on."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from libs import idempotency
 from libs.auth import hash_password, verify_password
 from libs.dualwrite import WriteTransaction
 from libs.events.envelope import Event
 from libs.events.outbox import Outbox
 from libs.extraction import ExtractionData, Reads
+from libs.idempotency import DoorKeys, Outcome
 from services.member import events
 from services.member.adapters.tables import event_outbox
 from services.member.domain.errors import Conflict, Unauthorized, member_not_found
 from services.member.domain.members import normalise_email, profile_changes
 from services.member.service_layer import commands
-from services.payment import idempotency
-from services.payment.idempotency import Build, Outcome
 
 PUBLIC = ("id", "email", "name", "phone", "points", "created_at", "updated_at")
 outbox = Outbox(event_outbox)
-
-
-@dataclass(frozen=True)
-class SignupKeys:
-    """The signups' idempotency keys through the data door."""
-
-    tx: Reads
-
-    def read(self, build: Build) -> sa.Result:
-        return self.tx.read("signup_idempotency_keys", build)
-
-    def write(self, build: Build) -> sa.CursorResult:
-        assert isinstance(self.tx, WriteTransaction)  # written only in a write
-        return self.tx.write("signup_idempotency_keys", build)
 
 
 def signup(cmd: commands.Signup, data: ExtractionData) -> Outcome:
@@ -63,7 +48,11 @@ def signup(cmd: commands.Signup, data: ExtractionData) -> Outcome:
 
 def _replay(tx: Reads, key: str | None, request_hash: str) -> Outcome | None:
     return idempotency.replay(
-        SignupKeys(tx), commands.ANONYMOUS, key, commands.SIGNUP, request_hash
+        DoorKeys(tx, "signup_idempotency_keys"),
+        commands.ANONYMOUS,
+        key,
+        commands.SIGNUP,
+        request_hash,
     )
 
 
@@ -88,7 +77,7 @@ def _signup(cmd: commands.Signup, data: ExtractionData, request_hash: str) -> Ou
         announce(tx, data, inserted[0], events.member_registered)
         outcome = Outcome(201, idempotency.jsonable(_get(tx, inserted[0])))
         idempotency.remember(
-            SignupKeys(tx),
+            DoorKeys(tx, "signup_idempotency_keys"),
             commands.ANONYMOUS,
             cmd.idempotency_key,
             commands.SIGNUP,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs.idempotency import fingerprint
 from services.order.domain.orders import LineRequest
-from services.payment.idempotency import fingerprint
 
 PLACE_ORDER = "place_order"  # the operation an order placement's Idempotency-Key is kept under
 

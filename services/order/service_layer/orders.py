@@ -33,42 +33,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from libs import idempotency
 from libs.dualwrite import Mode, WriteTransaction
 from libs.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
 from libs.events.envelope import Event
 from libs.events.outbox import Outbox
 from libs.extraction import ExtractionData, Reads
+from libs.idempotency import DoorKeys, Outcome
 from services.order import events
 from services.order.adapters.tables import event_outbox
 from services.order.catalogue import CatalogueClient
 from services.order.domain import orders as domain
 from services.order.service_layer import commands
-from services.payment import idempotency
-from services.payment.idempotency import Build, Outcome
 
 log = logging.getLogger(__name__)
 outbox = Outbox(event_outbox)
 LINE_FIELDS = ("product_id", "name", "unit_price", "quantity")
-
-
-@dataclass(frozen=True)
-class Keys:
-    """The placements' idempotency keys through the data door."""
-
-    tx: Reads
-
-    def read(self, build: Build) -> sa.Result:
-        return self.tx.read("order_idempotency_keys", build)
-
-    def write(self, build: Build) -> sa.CursorResult:
-        assert isinstance(self.tx, WriteTransaction)  # written only in a write
-        return self.tx.write("order_idempotency_keys", build)
 
 
 def place_order(
@@ -94,7 +79,11 @@ def _earlier(cmd: commands.PlaceOrder, data: ExtractionData) -> Outcome | None:
         return None
     with data.reading() as tx:
         return idempotency.replay(
-            Keys(tx), cmd.member_id, cmd.idempotency_key, commands.PLACE_ORDER, cmd.request_hash()
+            DoorKeys(tx, "order_idempotency_keys"),
+            cmd.member_id,
+            cmd.idempotency_key,
+            commands.PLACE_ORDER,
+            cmd.request_hash(),
         )
 
 
@@ -321,7 +310,14 @@ def _place(
         data.announce(tx, outbox, events.TOPIC, events.order_placed(order))
         outcome = Outcome(201, idempotency.jsonable(order))
         key, request_hash = cmd.idempotency_key, cmd.request_hash()
-        idempotency.remember(Keys(tx), member_id, key, commands.PLACE_ORDER, request_hash, outcome)
+        idempotency.remember(
+            DoorKeys(tx, "order_idempotency_keys"),
+            member_id,
+            key,
+            commands.PLACE_ORDER,
+            request_hash,
+            outcome,
+        )
         return outcome
 
 

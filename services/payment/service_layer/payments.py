@@ -19,10 +19,12 @@ from typing import Any
 import grpc
 import sqlalchemy as sa
 
+from libs import idempotency
 from libs.dualwrite import WriteTransaction
 from libs.errors import Conflict, NotFound, Unavailable
 from libs.events.outbox import Outbox
 from libs.extraction import ExtractionData, Reads
+from libs.idempotency import DoorKeys, Outcome
 from services.member.debits import (
     SPEND,
     TAKE_BACK,
@@ -35,27 +37,12 @@ from services.member.debits import (
 )
 from services.order.client import BlockingOrderClient
 from services.order.domain.orders import ensure_payable
-from services.payment import events, idempotency
+from services.payment import events
 from services.payment.adapters.tables import event_outbox
 from services.payment.domain import payments as rules
-from services.payment.idempotency import Outcome
 from services.payment.service_layer import commands
 
 outbox = Outbox(event_outbox)
-
-
-@dataclass(frozen=True)
-class Keys:
-    """The idempotency keys through the data door."""
-
-    tx: Reads
-
-    def read(self, build: Build) -> sa.Result:
-        return self.tx.read("idempotency_keys", build)
-
-    def write(self, build: Build) -> sa.CursorResult:
-        assert isinstance(self.tx, WriteTransaction)  # written only in a write
-        return self.tx.write("idempotency_keys", build)
 
 
 @dataclass(frozen=True)
@@ -86,7 +73,11 @@ class Payments:
         request_hash = idempotency.fingerprint("pay", order_id=cmd.order_id, method=cmd.method)
         with self.data.reading() as tx:  # a replay needs no order service
             earlier = idempotency.replay(
-                Keys(tx), cmd.member_id, cmd.idempotency_key, "pay", request_hash
+                DoorKeys(tx, "idempotency_keys"),
+                cmd.member_id,
+                cmd.idempotency_key,
+                "pay",
+                request_hash,
             )
         if earlier:
             return earlier
@@ -97,7 +88,11 @@ class Payments:
 
         def check(tx: WriteTransaction) -> Checked:
             earlier = idempotency.replay(
-                Keys(tx), cmd.member_id, cmd.idempotency_key, "pay", request_hash
+                DoorKeys(tx, "idempotency_keys"),
+                cmd.member_id,
+                cmd.idempotency_key,
+                "pay",
+                request_hash,
             )
             if earlier:  # an identical request committed meanwhile
                 return Checked(earlier, {})
@@ -131,7 +126,7 @@ class Payments:
             event = events.payment_completed(payment, debit.key if debit else None)
             self.data.announce(tx, outbox, events.TOPIC, event)
             outcome = Outcome(201, idempotency.jsonable(payment))
-            keys = Keys(tx)
+            keys = DoorKeys(tx, "idempotency_keys")
             idempotency.remember(
                 keys, cmd.member_id, cmd.idempotency_key, "pay", request_hash, outcome
             )
@@ -145,7 +140,11 @@ class Payments:
         def check(tx: WriteTransaction) -> Checked:
             payment = _get(tx, cmd.payment_id, cmd.member_id, lock=True)
             earlier = idempotency.replay(
-                Keys(tx), cmd.member_id, cmd.idempotency_key, "refund", request_hash
+                DoorKeys(tx, "idempotency_keys"),
+                cmd.member_id,
+                cmd.idempotency_key,
+                "refund",
+                request_hash,
             )
             if earlier:
                 return Checked(earlier, payment)
@@ -172,7 +171,12 @@ class Payments:
             self.data.announce(tx, outbox, events.TOPIC, event)
             outcome = Outcome(200, idempotency.jsonable(refunded))
             idempotency.remember(
-                Keys(tx), cmd.member_id, cmd.idempotency_key, "refund", request_hash, outcome
+                DoorKeys(tx, "idempotency_keys"),
+                cmd.member_id,
+                cmd.idempotency_key,
+                "refund",
+                request_hash,
+                outcome,
             )
             return outcome
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from libs.bearer import CurrentMember
+from libs.idempotency import Outcome
 from libs.response import ok
 from services.payment.entrypoints.schemas import (
     IdempotencyKey,
@@ -18,7 +19,6 @@ from services.payment.entrypoints.schemas import (
     PaymentCreate,
     PaymentIdPath,
 )
-from services.payment.idempotency import Outcome
 from services.payment.service_layer import commands
 from services.payment.service_layer.payments import Payments
 

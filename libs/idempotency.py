@@ -1,7 +1,9 @@
-"""Idempotency keys: a retried payment (same key) returns the first result instead of charging
-twice. The key is stored in the same transaction as the payment it describes, so either both
-exist or neither does. Where the table is read and written is the caller's (`Keys`): the
-monolith's connection, or the payment service's data door."""
+"""Idempotency keys: a retried write with the same key (a payment, a refund, an order
+placement, a signup) answers the first result instead of doing it twice; the same key with a
+different request is refused. The key is stored in the same transaction as the write it
+describes, so either both exist or neither does. Where the table is read and written is the
+caller's (`Keys`): the monolith's connection, or an extracted service's data door
+(`DoorKeys`), so each kind of key moves with the data it answers for."""
 
 from __future__ import annotations
 
@@ -30,6 +32,21 @@ class Keys(Protocol):
     def read(self, build: Build) -> sa.Result: ...
 
     def write(self, build: Build) -> sa.CursorResult: ...
+
+
+@dataclass(frozen=True)
+class DoorKeys:
+    """One key table through a data door's transaction (libs/extraction: `read` in any,
+    `write` only in a write transaction), by the table's name in the migration spec."""
+
+    tx: Any
+    table: str
+
+    def read(self, build: Build) -> sa.Result:
+        return self.tx.read(self.table, build)
+
+    def write(self, build: Build) -> sa.CursorResult:
+        return self.tx.write(self.table, build)
 
 
 def fingerprint(operation: str, **request: Any) -> str:
