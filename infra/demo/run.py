@@ -25,7 +25,7 @@ from infra.extractions import EXTRACTIONS
 from infra.processes import PROCESSES, READ_MODEL
 from infra.settings import SharedSettings, load_settings
 from infra.stages import STAGES, Endpoints
-from infra.supervisor import Supervisor, free_port
+from infra.supervisor import Supervisor, free_ports
 from infra.up import owns, start_broker_if_embedded
 from libs.db import make_engine
 from monolith import invariants
@@ -113,7 +113,9 @@ def isolated_env(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
     """The variables that give a whole system a data dir and free ports of its own (HTTP,
     gRPC, the dev broker), so it runs beside any other; and its HTTP ports by process."""
     processes = dict(PROCESSES)
-    ports = {name: free_port() for name in processes}
+    # Every port at once, so no two are the same (free_port() twice may name one port twice).
+    free = iter(free_ports(len(processes) + 1 + len(EXTRACTIONS)))
+    ports = {name: next(free) for name in processes}
     env = {
         "SHOP_DATA_DIR": str(data_dir),
         "SHOP_MONOLITH_POINTS_RECOVERY_INTERVAL": "1",
@@ -122,12 +124,12 @@ def isolated_env(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
         # 2 s deadline. Still below the monolith's 5 s server limit, as start-up checks.
         "SHOP_MONOLITH_MEMBER_TIMEOUT": os.environ.get("SHOP_MONOLITH_MEMBER_TIMEOUT", "4"),
         # The dev broker on a port of its own, unless SHOP_KAFKA_BOOTSTRAP names a Kafka.
-        "SHOP_BROKER_PORT": str(free_port()),
+        "SHOP_BROKER_PORT": str(next(free)),
         **{spec.port_env: str(ports[name]) for name, spec in processes.items()},
     }
     for extraction in EXTRACTIONS:  # each service's gRPC port, a quick sync and recovery
         variables = extraction.service.settings
-        env[variables.variable("grpc_port")] = str(free_port())
+        env[variables.variable("grpc_port")] = str(next(free))
         env[variables.variable("sync_interval")] = "0.2"
         env[variables.variable("recovery_interval")] = "1"
     return env, ports

@@ -18,7 +18,7 @@ from gateway.migration import SERIES, RecentWindow, keep_series, quantile
 from infra.processes import PROCESSES
 from infra.settings import DEV_ADMIN_TOKEN, ReadModelSettings
 from infra.stages import STAGES, Endpoints, StageEngine
-from infra.supervisor import free_port
+from infra.supervisor import free_ports
 from monolith.entrypoints.app import create_app as create_monolith
 from read_model.entrypoints.app import create_app as create_read_model
 from services.member.entrypoints.app import create_app as create_member_service
@@ -32,7 +32,9 @@ RUNNING = ("gateway", "monolith", "member-service", "read-model")
 
 @pytest.fixture
 def system(tmp_path) -> Iterator[tuple[str, StageEngine]]:
-    ports = {name: free_port() for name in PROCESSES} | {"grpc": free_port()}
+    # Distinct at once: two free_port() calls in a row may name the same port.
+    names = [*PROCESSES, "grpc"]
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     # Every process has an address; the order and payment services do not listen on theirs.
     urls = {name: f"http://127.0.0.1:{ports[name]}" for name in PROCESSES}
     settings = Environment(
