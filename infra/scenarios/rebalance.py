@@ -542,5 +542,8 @@ async def run(bootstrap: str) -> int:
     print_table(HEADERS, [row(o) for o in outcomes])
     eager, static, cooperative, _kip848 = outcomes
     print(reading(eager, static, cooperative))
-    shown = eager.measured and static.measured and static.pause_ms < eager.pause_ms
+    # The lesson is that a static member's restart moves nothing: the others see no rebalance
+    # round where the eager group sees some. The pause is printed but not judged: on a busy
+    # machine a scheduling hiccup alone can make a static group's longest gap the longer one.
+    shown = eager.measured and static.measured and static.rounds < eager.rounds
     return 0 if shown else 1

@@ -24,15 +24,15 @@ async def test_the_rebalance_lesson_shows_on_either_broker(kafka_broker, capsys)
     assert code == 0, output
     assert len(rows) == 4
     eager, static, _cooperative, kip848 = (rows[mode.name] for mode in rebalance.MODES)
-    assert _pause_ms(static) < _pause_ms(eager), output
+    # The others saw no rebalance round for a static member's restart, and some for an eager
+    # group's (the pauses are printed; a busy machine's scheduling makes them noisy).
+    assert _rounds(static) == 0 < _rounds(eager), output
     if kafka_broker.kind == "devbroker":
         assert "not supported" in kip848, output
     assert "reading:" in output
 
 
-def _pause_ms(line: str) -> float:
-    """The first figure after the mode's name: the longest pause in milliseconds."""
-    for mode in rebalance.MODES:
-        if line.startswith(mode.name):
-            return float(line[len(mode.name) :].split()[0])
-    raise AssertionError(f"not a table row: {line!r}")
+def _rounds(line: str) -> int:
+    """The rebalance rounds the other members saw, from "N rounds, M partitions revoked"."""
+    words = line.split()
+    return int(words[words.index("rounds,") - 1])
