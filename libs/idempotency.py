@@ -16,9 +16,27 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from libs.db.types import ID, Timestamp
 from libs.errors import Invalid
 
 Build = Callable[[sa.Table], sa.Executable]
+
+
+def key_table(name: str, metadata: sa.MetaData) -> sa.Table:
+    """A table of idempotency keys: one row per (member, key), the request's fingerprint and
+    the answer it got. Every kind of key (payments', placements', signups') has one, in the
+    DB of the data it answers for."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("member_id", ID, primary_key=True),
+        sa.Column("key", sa.String(100), primary_key=True),
+        sa.Column("operation", sa.String(40), nullable=False),
+        sa.Column("request_hash", sa.String(64), nullable=False),
+        sa.Column("status_code", sa.Integer, nullable=False),
+        sa.Column("response", sa.JSON, nullable=False),
+        sa.Column("created_at", Timestamp(), nullable=False),
+    )
 
 
 @dataclass(frozen=True)

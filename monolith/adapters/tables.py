@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from libs.db.types import ID, Timestamp
 from libs.events.inbox import inbox_tables
 from libs.events.outbox import outbox_table
+from libs.idempotency import key_table
 
 metadata = sa.MetaData()
 
@@ -97,45 +98,15 @@ payments = sa.Table(
     sa.Column("updated_at", Timestamp(), nullable=False, index=True),
 )
 
-idempotency_keys = sa.Table(
-    "idempotency_keys",
-    metadata,
-    sa.Column("member_id", ID, primary_key=True),
-    sa.Column("key", sa.String(100), primary_key=True),
-    sa.Column("operation", sa.String(40), nullable=False),
-    sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("status_code", sa.Integer, nullable=False),
-    sa.Column("response", sa.JSON, nullable=False),
-    sa.Column("created_at", Timestamp(), nullable=False),
-)
+idempotency_keys = key_table("idempotency_keys", metadata)
 
 # The Idempotency-Keys of order placements: they move to the order service with the orders
 # (services/order/adapters/migration.py), as the payments' keys move with the payments.
-order_idempotency_keys = sa.Table(
-    "order_idempotency_keys",
-    metadata,
-    sa.Column("member_id", ID, primary_key=True),
-    sa.Column("key", sa.String(100), primary_key=True),
-    sa.Column("operation", sa.String(40), nullable=False),
-    sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("status_code", sa.Integer, nullable=False),
-    sa.Column("response", sa.JSON, nullable=False),
-    sa.Column("created_at", Timestamp(), nullable=False),
-)
+order_idempotency_keys = key_table("order_idempotency_keys", metadata)
 
 # The Idempotency-Keys of signups (member_id 0: the caller is no member yet); they move to the
 # member service with the members (services/member/adapters/migration.py).
-signup_idempotency_keys = sa.Table(
-    "signup_idempotency_keys",
-    metadata,
-    sa.Column("member_id", ID, primary_key=True),
-    sa.Column("key", sa.String(100), primary_key=True),
-    sa.Column("operation", sa.String(40), nullable=False),
-    sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("status_code", sa.Integer, nullable=False),
-    sa.Column("response", sa.JSON, nullable=False),
-    sa.Column("created_at", Timestamp(), nullable=False),
-)
+signup_idempotency_keys = key_table("signup_idempotency_keys", metadata)
 
 # The switches the stage engine flips in the running monolith (service_layer/features.py).
 features = sa.Table(

@@ -13,6 +13,7 @@ from libs.db.types import ID, Timestamp
 from libs.dualwrite import mirror
 from libs.events.inbox import inbox_tables
 from libs.events.outbox import outbox_table
+from libs.idempotency import key_table
 
 legacy_metadata = sa.MetaData()
 
@@ -50,17 +51,7 @@ legacy_point_ledger = sa.Table(
 
 # The Idempotency-Keys of signups (member_id 0: the caller is no member yet). A retried signup
 # must find its first answer on whichever side it lands, so they move with the members.
-legacy_signup_idempotency_keys = sa.Table(
-    "signup_idempotency_keys",
-    legacy_metadata,
-    sa.Column("member_id", ID, primary_key=True),
-    sa.Column("key", sa.String(100), primary_key=True),
-    sa.Column("operation", sa.String(40), nullable=False),
-    sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("status_code", sa.Integer, nullable=False),
-    sa.Column("response", sa.JSON, nullable=False),
-    sa.Column("created_at", Timestamp(), nullable=False),
-)
+legacy_signup_idempotency_keys = key_table("signup_idempotency_keys", legacy_metadata)
 
 metadata = sa.MetaData()
 _mirrored = mirror((legacy_members, legacy_point_ledger, legacy_signup_idempotency_keys), metadata)

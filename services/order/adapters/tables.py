@@ -14,6 +14,7 @@ from libs.db.types import ID, Timestamp
 from libs.dualwrite import mirror
 from libs.events.inbox import inbox_tables
 from libs.events.outbox import outbox_table
+from libs.idempotency import key_table
 
 legacy_metadata = sa.MetaData()
 
@@ -45,17 +46,7 @@ legacy_order_lines = sa.Table(
 
 # The Idempotency-Keys of order placements: a retried placement must find its first answer
 # on whichever side it lands, so they move with the orders.
-legacy_order_idempotency_keys = sa.Table(
-    "order_idempotency_keys",
-    legacy_metadata,
-    sa.Column("member_id", ID, primary_key=True),
-    sa.Column("key", sa.String(100), primary_key=True),
-    sa.Column("operation", sa.String(40), nullable=False),
-    sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("status_code", sa.Integer, nullable=False),
-    sa.Column("response", sa.JSON, nullable=False),
-    sa.Column("created_at", Timestamp(), nullable=False),
-)
+legacy_order_idempotency_keys = key_table("order_idempotency_keys", legacy_metadata)
 
 metadata = sa.MetaData()
 _mirrored = mirror((legacy_orders, legacy_order_lines, legacy_order_idempotency_keys), metadata)

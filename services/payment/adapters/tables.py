@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from libs.db.types import ID, Timestamp
 from libs.dualwrite import mirror
 from libs.events.outbox import outbox_table
+from libs.idempotency import key_table
 
 legacy_metadata = sa.MetaData()
 
@@ -33,17 +34,7 @@ legacy_payments = sa.Table(
     sa.Column("updated_at", Timestamp(), nullable=False, index=True),
 )
 
-legacy_idempotency_keys = sa.Table(
-    "idempotency_keys",
-    legacy_metadata,
-    sa.Column("member_id", ID, primary_key=True),
-    sa.Column("key", sa.String(100), primary_key=True),
-    sa.Column("operation", sa.String(40), nullable=False),
-    sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("status_code", sa.Integer, nullable=False),
-    sa.Column("response", sa.JSON, nullable=False),
-    sa.Column("created_at", Timestamp(), nullable=False),
-)
+legacy_idempotency_keys = key_table("idempotency_keys", legacy_metadata)
 
 legacy_point_spends = sa.Table(
     "point_spends",
