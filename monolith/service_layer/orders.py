@@ -40,26 +40,25 @@ def place_order(cmd: commands.PlaceOrder, uow: UnitOfWork) -> Outcome:
 
 def _earlier(cmd: commands.PlaceOrder, uow: UnitOfWork) -> Outcome | None:
     with uow:
-        return idempotency.replay(
-            uow.conn,
-            cmd.member_id,
-            cmd.idempotency_key,
-            commands.PLACE_ORDER,
-            cmd.request_hash(),
-            order_idempotency_keys,
-        )
+        return _replay(cmd, uow)
+
+
+def _replay(cmd: commands.PlaceOrder, uow: UnitOfWork) -> Outcome | None:
+    """The first answer to this placement's Idempotency-Key, on the unit of work's open
+    connection (None: no key, or not used yet)."""
+    return idempotency.replay(
+        uow.conn,
+        cmd.member_id,
+        cmd.idempotency_key,
+        commands.PLACE_ORDER,
+        cmd.request_hash(),
+        order_idempotency_keys,
+    )
 
 
 def _place_order(cmd: commands.PlaceOrder, uow: UnitOfWork) -> Outcome:
     with uow:
-        earlier = idempotency.replay(
-            uow.conn,
-            cmd.member_id,
-            cmd.idempotency_key,
-            commands.PLACE_ORDER,
-            cmd.request_hash(),
-            order_idempotency_keys,
-        )
+        earlier = _replay(cmd, uow)
         if earlier is not None:
             return earlier
         now = datetime.now(UTC)
